@@ -1,0 +1,5 @@
+"""Allow ``python -m harpagon``."""
+
+from harpagon.cli import main
+
+main()
