@@ -114,7 +114,7 @@ def _read_yaml(path: Path) -> Any:
 def _parse(spec: type[BaseModel], data: Any, path: Path | str, what: str) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(
-            f"{path}: a {what} file must be a YAML mapping, got {type(data).__name__}"
+            f"{path}: expected a YAML mapping in this {what} file, got {type(data).__name__}"
         )
     try:
         return spec.model_validate(data)
@@ -149,7 +149,9 @@ def _profiles_from_csv(path: Path) -> ProfileSet:
         handle = path.open(newline="")
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
-    table: dict[str, dict[str, dict[int, float]]] = {}
+    # model -> series (framework, precision) -> hardware -> batch size -> ms
+    table: dict[str, dict[tuple[str, ...], dict[str, dict[int, float]]]] = {}
+    first_line: dict[tuple[str, tuple[str, ...], str, int], int] = {}
     with handle:
         reader = csv.DictReader(handle)
         required = {"model", "hardware", "batch_size", "latency_ms"}
@@ -159,6 +161,7 @@ def _profiles_from_csv(path: Path) -> ProfileSet:
                 f"{path}: profile CSV lacks column(s) {', '.join(sorted(missing))}; "
                 "the header must contain model,hardware,batch_size,latency_ms"
             )
+        series_columns = [c for c in ("framework", "precision") if c in (reader.fieldnames or [])]
         for line, row in enumerate(reader, start=2):
             if row.get("statistic", "avg") not in ("avg", "mean", "", "derived_from_throughput"):
                 continue
@@ -175,24 +178,43 @@ def _profiles_from_csv(path: Path) -> ProfileSet:
                     f"{path}: line {line}: batch_size must be >= 1 and latency_ms > 0, "
                     f"got {batch_size} and {latency}"
                 )
-            table.setdefault(row["model"], {}).setdefault(row["hardware"], {})[batch_size] = latency
+            series = tuple(row[column] or "" for column in series_columns)
+            key = (row["model"], series, row["hardware"], batch_size)
+            if key in first_line:
+                raise ConfigError(
+                    f"{path}: line {line}: duplicate row for model {row['model']!r} on "
+                    f"{row['hardware']!r} at batch size {batch_size} (first on line "
+                    f"{first_line[key]}); keep one row per model, hardware and batch size"
+                )
+            first_line[key] = line
+            by_series = table.setdefault(row["model"], {})
+            by_series.setdefault(series, {}).setdefault(row["hardware"], {})[batch_size] = latency
     if not table:
         raise ConfigError(f"{path}: profile CSV has no rows")
-    return ProfileSet(
-        {model: Profile(model, by_hw, f"{path}", str(path)) for model, by_hw in table.items()},
-        str(path),
-    )
+
+    # A model measured with several frameworks or precisions gets one profile per series.
+    profiles: dict[str, Profile] = {}
+    for model, by_series in table.items():
+        for series, by_hw in by_series.items():
+            name = model if len(by_series) == 1 else ":".join((model, *series))
+            profiles[name] = Profile(name, by_hw, f"{path}", str(path))
+    return ProfileSet(profiles, str(path))
 
 
 def load_profiles(path: str | Path | None = None) -> ProfileSet:
     """Read profiles from a directory of YAML files, one YAML file, or a CSV file.
 
-    With ``path=None`` the shipped GPU profiles are read.
+    With ``path=None`` the shipped GPU profiles are read. A CSV file needs the columns
+    ``model,hardware,batch_size,latency_ms``; rows whose optional ``statistic`` column is
+    not a mean (``avg``, ``mean``, ``derived_from_throughput`` or empty) are skipped. When
+    the CSV has ``framework`` or ``precision`` columns and a model appears with several
+    of them, each series becomes a profile named ``model:framework:precision``.
 
     Raises
     ------
     ConfigError
-        If the path is missing, a file is malformed, or a model appears twice.
+        If the path is missing, a file is malformed, a model appears twice, or a CSV
+        repeats a row for the same model, series, hardware and batch size.
     """
     path = Path(path) if path is not None else shipped_data_path("profiles")
     if path.is_dir():
