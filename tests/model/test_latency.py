@@ -131,10 +131,10 @@ def test_round_robin_never_beats_batch_aware(batch_size, batch_ms, num_workers, 
 @settings(max_examples=200)
 @given(batch_sizes, batch_times_ms, workers)
 def test_capacity_linear_in_workers(batch_size, batch_ms, num_workers):
-    one = group_capacity(batch_size, batch_ms, 1)
+    single = group_capacity(batch_size, batch_ms, 1)
 
-    assert group_capacity(batch_size, batch_ms, num_workers) == pytest.approx(num_workers * one)
-    assert one == pytest.approx(1000.0 * batch_size / batch_ms)
+    assert group_capacity(batch_size, batch_ms, num_workers) == pytest.approx(num_workers * single)
+    assert single == pytest.approx(1000.0 * batch_size / batch_ms)
 
 
 @settings(max_examples=200)
@@ -161,7 +161,7 @@ def test_min_collection_rate_covers_rate(rate, batch_size, slack):
     needed = min_collection_rate(rate, batch_size, slack)
 
     assert needed >= rate * (1 - 1e-12)
-    # The period at that rate holds b - slack real requests.
+    # One period at that rate contains b - slack real requests.
     assert rate * batch_period_ms(batch_size, needed) / 1000.0 == pytest.approx(batch_size - slack)
 
 
@@ -183,8 +183,8 @@ def test_shaping_integer_factor_formula(factor):
 
 
 def _max_bucket_delay_ms(app_rate: float, rate_factor: float, num_requests: int) -> float:
-    # Uniform arrivals; application request i fans out to floor(f (i + 1)) - floor(f i)
-    # module requests, all released at its arrival; the bucket spaces them 1000 / r_m apart.
+    # Arrivals are uniform. Application request i fans out to floor(f (i + 1)) - floor(f i)
+    # module requests, all released at its arrival, and the bucket spaces them 1000 / r_m apart.
     interval_ms = 1000.0 / app_rate
     spacing_ms = interval_ms / rate_factor
     last_leave_ms = -math.inf
