@@ -195,8 +195,20 @@ def pack_residuals(
     Items go in order of falling occupancy, each into the machine that ends up fullest
     after adding it, or onto a new machine when none fits. ``headroom`` is the share of
     each duty cycle kept free.
+
+    Raises
+    ------
+    ValueError
+        If a residual does not fit on a machine by itself.
     """
     max_occupancy = 1.0 - headroom
+    for item in residuals:
+        if _fit([item], max_occupancy) is None:
+            raise ValueError(
+                f"residual of module {item.module!r} does not fit on one machine: batch "
+                f"{item.batch_size} takes {item.batch_latency_ms[item.batch_size]:g} ms of a "
+                f"{item.cycle_ms:g} ms cycle, or overruns its {item.room_ms:g} ms room"
+            )
     bins: list[list[Residual]] = []
     for item in sorted(residuals, key=lambda r: (-r.occupancy, r.module)):
         best_index, best_load = None, -1.0

@@ -53,9 +53,9 @@ class ScroogeOption:
 
 def module_options(
     app: Application, name: str, profiles: ProfileSet, hardware: HardwareCatalog,
-    *, headroom: float = 0.0,
+    *, headroom: float = 0.0, pareto: bool = True,
 ) -> list[ScroogeOption]:
-    """Return the Pareto-optimal (latency, cost) options of module ``name``, by rising latency.
+    """Return the options of module ``name``: the Pareto-optimal ones by rising latency, or all.
 
     Each profiled ``(h, b)`` gets ``n = ceil(r / T)`` workers (``T = 1000 b / d``, less the
     headroom) and collects only real traffic, so its latency is
@@ -77,6 +77,8 @@ def module_options(
             workers = min_workers(rate, throughput(batch_size, d), headroom)
             latency = shaping + module.overhead_ms + d + 1000.0 * workers * batch_size / rate
             options.append(ScroogeOption(hw, batch_size, workers, d, latency, workers * price))
+    if not pareto:
+        return options
     return pareto_front(
         options, [o.latency_ms for o in options], [o.cost_per_hour for o in options]
     )
