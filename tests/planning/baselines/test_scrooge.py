@@ -129,7 +129,7 @@ def test_plan_unprofiled_module_infeasible():
         plan_scrooge(app, PROFILES, catalog)
 
 
-def test_plan_headroom_out_of_range_rejected():
+def test_plan_negative_headroom_rejected():
     app = Application("one", 100.0, 500.0, (Module("m", "p"),))
-    with pytest.raises(ConfigError, match="headroom must be a fraction in \\[0, 1\\).*got 1.5"):
-        plan_scrooge(app, PROFILES, CATALOG, headroom=1.5)
+    with pytest.raises(ConfigError, match="headroom must be a fraction >= 0.*got -0.5"):
+        plan_scrooge(app, PROFILES, CATALOG, headroom=-0.5)

@@ -1,4 +1,4 @@
-"""Helpers shared by the baseline planners: rate override, headroom, option pruning, timing.
+"""Helpers shared by the baseline planners: worker counts, option pruning, timing.
 
 Latency in ms, rates in req/s, prices in USD/h. Nothing here plans; each baseline module
 owns its own rules.
@@ -12,45 +12,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from harpagon.errors import ConfigError
-from harpagon.model.application import Application
 from harpagon.model.hardware import HardwareCatalog
 from harpagon.model.profiles import Profile
 
 __all__ = [
-    "check_headroom",
     "elapsed_ms",
     "min_workers",
     "pareto_front",
     "profiled_hardware",
     "throughput",
-    "with_rate",
 ]
 
 T = TypeVar("T")
-
-
-def with_rate(app: Application, rate: float | None) -> Application:
-    """Return ``app`` planned for ``rate`` req/s (``None`` keeps the application's rate)."""
-    if rate is None:
-        return app
-    return app.with_overrides(rate=rate)
-
-
-def check_headroom(headroom: float) -> float:
-    """Return ``headroom`` after checking that it is a fraction in [0, 1).
-
-    Raises
-    ------
-    ConfigError
-        If ``headroom`` is negative or not below 1.
-    """
-    if not 0.0 <= headroom < 1.0:
-        raise ConfigError(
-            f"headroom must be a fraction in [0, 1) of each worker's throughput kept free, "
-            f"got {headroom}"
-        )
-    return headroom
 
 
 def throughput(batch_size: int, batch_latency_ms: float) -> float:
@@ -58,13 +31,12 @@ def throughput(batch_size: int, batch_latency_ms: float) -> float:
     return 1000.0 * batch_size / batch_latency_ms
 
 
-def min_workers(rate: float, worker_throughput: float, headroom: float) -> int:
-    """Return the fewest workers that carry ``rate`` with ``headroom`` of each kept free.
+def min_workers(rate: float, worker_throughput: float) -> int:
+    """Return the fewest workers that carry ``rate``.
 
     A tiny relative tolerance keeps an exact multiple (``rate = n T``) at ``n`` workers.
     """
-    usable = worker_throughput * (1.0 - headroom)
-    return max(1, math.ceil(rate / usable * (1.0 - 1e-12)))
+    return max(1, math.ceil(rate / worker_throughput * (1.0 - 1e-12)))
 
 
 def profiled_hardware(profile: Profile, hardware: HardwareCatalog) -> list[str]:

@@ -30,13 +30,12 @@ from harpagon.model.plan import Plan
 from harpagon.model.profiles import ProfileSet
 from harpagon.model.validate import make_group, make_module_plan, make_plan
 from harpagon.planning.baselines._common import (
-    check_headroom,
     elapsed_ms,
     min_workers,
     profiled_hardware,
     throughput,
-    with_rate,
 )
+from harpagon.planning.inputs import planned_application
 
 __all__ = ["InferLineConfig", "plan_inferline"]
 
@@ -56,12 +55,11 @@ class _Greedy:
     """State of the greedy descent: one config per module and the figures derived from it."""
 
     def __init__(
-        self, app: Application, profiles: ProfileSet, hardware: HardwareCatalog, headroom: float
+        self, app: Application, profiles: ProfileSet, hardware: HardwareCatalog
     ) -> None:
         self.app = app
         self.profiles = profiles
         self.hardware = hardware
-        self.headroom = headroom
         self.steps: list[str] = []
 
     def batch_latency_ms(self, name: str, config: InferLineConfig) -> float:
@@ -71,7 +69,7 @@ class _Greedy:
     def workers_needed(self, name: str, hw: str, batch_size: int) -> int:
         profile = self.profiles[self.app.module(name).profile]
         d = profile.batch_latency_ms(hw, batch_size)
-        return min_workers(self.app.module_rate(name), throughput(batch_size, d), self.headroom)
+        return min_workers(self.app.module_rate(name), throughput(batch_size, d))
 
     def module_latency_ms(self, name: str, config: InferLineConfig) -> float:
         module = self.app.module(name)
@@ -101,7 +99,7 @@ class _Greedy:
 
     def workers_capacity(self, name: str, config: InferLineConfig) -> float:
         d = self.batch_latency_ms(name, config)
-        return config.workers * throughput(config.batch_size, d) * (1.0 - self.headroom)
+        return config.workers * throughput(config.batch_size, d)
 
     def initial(self) -> dict[str, InferLineConfig]:
         """Return each module on its fastest hardware at its smallest batch size."""
@@ -201,7 +199,7 @@ def plan_inferline(
     rate : float, optional
         Application rate in req/s to plan for (default ``app.rate``).
     headroom : float
-        Fraction of each worker's throughput kept free, in [0, 1).
+        Plan for ``rate * (1 + headroom)``; the plan's ``rate`` is that planned rate.
 
     Returns
     -------
@@ -219,9 +217,8 @@ def plan_inferline(
     falls every round, so the rounds are bounded by the batch sizes and hardware types.
     """
     start = time.perf_counter()
-    headroom = check_headroom(headroom)
-    app = with_rate(app, rate)
-    greedy = _Greedy(app, profiles, hardware, headroom)
+    app = planned_application(app, rate, headroom)
+    greedy = _Greedy(app, profiles, hardware)
     configs = greedy.run()
 
     modules = []

@@ -49,11 +49,10 @@ from harpagon.model.plan import Group, ModulePlan, Plan, SharedMachine, SharedMe
 from harpagon.model.profiles import ProfileSet
 from harpagon.model.validate import make_group, make_module_plan, make_plan
 from harpagon.planning.baselines._common import (
-    check_headroom,
     elapsed_ms,
     throughput,
-    with_rate,
 )
+from harpagon.planning.inputs import planned_application
 
 __all__ = [
     "DEFAULT_NUM_STEPS",
@@ -106,12 +105,12 @@ class NexusModule:
 
 
 def _residual(
-    name: str, rate: float, room_ms: float, latencies: dict[int, float], max_occupancy: float
+    name: str, rate: float, room_ms: float, latencies: dict[int, float]
 ) -> Residual | None:
     # Nexus's rule first: the largest b whose batch fills within its cycle.
     filled = [
         b for b, d in latencies.items()
-        if d + 1000.0 * b / rate <= room_ms and d <= max_occupancy * 1000.0 * b / rate
+        if d + 1000.0 * b / rate <= room_ms and d <= 1000.0 * b / rate
     ]
     if filled:
         b = max(filled)
@@ -121,7 +120,7 @@ def _residual(
     best: Residual | None = None
     for b, d in latencies.items():
         cycle = room_ms - d
-        if cycle > 0 and d <= max_occupancy * cycle and b >= cycle * rate / 1000.0:
+        if cycle > 0 and d <= cycle and b >= cycle * rate / 1000.0:
             candidate = Residual(name, rate, b, cycle, room_ms, latencies)
             if best is None or candidate.occupancy < best.occupancy:
                 best = candidate
@@ -129,8 +128,7 @@ def _residual(
 
 
 def module_config(
-    app: Application, name: str, latencies: dict[int, float], budget_ms: float,
-    *, headroom: float = 0.0,
+    app: Application, name: str, latencies: dict[int, float], budget_ms: float
 ) -> NexusModule | None:
     """Return Nexus's deployment of module ``name`` within ``budget_ms``, or ``None``.
 
@@ -146,16 +144,15 @@ def module_config(
     b = max(fitting)
     d = latencies[b]
     full = throughput(b, d)
-    usable = full * (1.0 - headroom)
-    workers = math.floor(rate / usable * (1.0 + 1e-12))
-    if workers >= 1 and rate - workers * usable <= 1e-9 * rate:
+    workers = math.floor(rate / full * (1.0 + 1e-12))
+    if workers >= 1 and rate - workers * full <= 1e-9 * rate:
         return NexusModule(name, b, workers, rate, None, float(workers))
 
     # The main group leaves the slack of a two-way split: w >= r_main b / (b - share / n).
     main_rate = 0.0
     if workers >= 1:
-        main_rate = min(workers * usable, workers * full / (1.0 + full / (rate * b)))
-    residual = _residual(name, rate - main_rate, room_ms, latencies, 1.0 - headroom)
+        main_rate = workers * full / (1.0 + full / (rate * b))
+    residual = _residual(name, rate - main_rate, room_ms, latencies)
     if residual is None:
         return NexusModule(name, b, workers + 1, rate, None, float(workers + 1))
     return NexusModule(name, b, workers, main_rate, residual, workers + residual.occupancy)
@@ -172,7 +169,7 @@ def _member_batch(residual: Residual, cycle_ms: float) -> int | None:
     return None
 
 
-def _fit(members: list[Residual], max_occupancy: float) -> tuple[float, list[int]] | None:
+def _fit(members: list[Residual]) -> tuple[float, list[int]] | None:
     # Returns (cycle, member batch sizes) of a machine running ``members``, or None.
     cycle = min(m.cycle_ms for m in members)
     sizes = []
@@ -182,28 +179,26 @@ def _fit(members: list[Residual], max_occupancy: float) -> tuple[float, list[int
             return None
         sizes.append(b)
     busy = sum(m.batch_latency_ms[b] for m, b in zip(members, sizes, strict=True))
-    if busy > max_occupancy * cycle * (1 + 1e-12):
+    if busy > cycle * (1 + 1e-12):
         return None
     return cycle, sizes
 
 
 def pack_residuals(
-    residuals: Sequence[Residual], hardware_name: str, *, headroom: float = 0.0
+    residuals: Sequence[Residual], hardware_name: str
 ) -> tuple[SharedMachine, ...]:
     """Pack residuals onto shared machines of ``hardware_name`` (squishy bin packing).
 
     Items go in order of falling occupancy, each into the machine that ends up fullest
-    after adding it, or onto a new machine when none fits. ``headroom`` is the share of
-    each duty cycle kept free.
+    after adding it, or onto a new machine when none fits.
 
     Raises
     ------
     ValueError
         If a residual does not fit on a machine by itself.
     """
-    max_occupancy = 1.0 - headroom
     for item in residuals:
-        if _fit([item], max_occupancy) is None:
+        if _fit([item]) is None:
             raise ValueError(
                 f"residual of module {item.module!r} does not fit on one machine: batch "
                 f"{item.batch_size} takes {item.batch_latency_ms[item.batch_size]:g} ms of a "
@@ -213,7 +208,7 @@ def pack_residuals(
     for item in sorted(residuals, key=lambda r: (-r.occupancy, r.module)):
         best_index, best_load = None, -1.0
         for index, members in enumerate(bins):
-            fit = _fit(members + [item], max_occupancy)
+            fit = _fit(members + [item])
             if fit is None:
                 continue
             cycle, sizes = fit
@@ -227,7 +222,7 @@ def pack_residuals(
 
     machines = []
     for members in bins:
-        fit = _fit(members, max_occupancy)
+        fit = _fit(members)
         assert fit is not None, "a packed machine must still fit its members"
         cycle, sizes = fit
         machines.append(
@@ -311,7 +306,7 @@ def split_budgets(app: Application, step_cost: dict[str, np.ndarray], num_steps:
 
 def _plan_on(
     app: Application, profiles: ProfileSet, hardware: HardwareCatalog, hw: str,
-    headroom: float, num_steps: int,
+    num_steps: int,
 ) -> tuple[list[ModulePlan], tuple[SharedMachine, ...]]:
     # Plan every module on hardware type ``hw``; raises InfeasiblePlan.
     step_ms = app.slo_ms / num_steps
@@ -325,7 +320,7 @@ def _plan_on(
     for name in app.topological_order:
         costs = np.full(num_steps + 1, np.inf)
         for t in range(1, num_steps + 1):
-            config = module_config(app, name, latencies[name], t * step_ms, headroom=headroom)
+            config = module_config(app, name, latencies[name], t * step_ms)
             if config is not None:
                 costs[t] = config.machines * price
         step_cost[name] = costs
@@ -336,7 +331,7 @@ def _plan_on(
     residuals: list[Residual] = []
     for name in app.topological_order:
         budget_ms = assigned[name] * step_ms
-        config = module_config(app, name, latencies[name], budget_ms, headroom=headroom)
+        config = module_config(app, name, latencies[name], budget_ms)
         assert config is not None, "the split gives each module a budget it can meet"
         groups: list[Group] = []
         if config.workers >= 1:
@@ -353,7 +348,7 @@ def _plan_on(
         if config.residual is not None:
             residuals.append(config.residual)
         modules.append(make_module_plan(app, name, groups, hardware, budget_ms=budget_ms))
-    shared = pack_residuals(residuals, hw, headroom=headroom)
+    shared = pack_residuals(residuals, hw)
 
     # 3. Add each module's worst shared-machine latency to its own.
     member_latency: dict[str, float] = {}
@@ -397,7 +392,7 @@ def plan_nexus(
     rate : float, optional
         Application rate in req/s to plan for (default ``app.rate``).
     headroom : float
-        Fraction of each worker's throughput (and of each duty cycle) kept free, in [0, 1).
+        Plan for ``rate * (1 + headroom)``; the plan's ``rate`` is that planned rate.
     hardware_name : str, optional
         The hardware type to use. By default every type on which all modules are profiled is
         tried and the cheapest plan is kept.
@@ -421,10 +416,9 @@ def plan_nexus(
     O(hardware types x (modules x num_steps x batch sizes + tree nodes x num_steps^2)).
     """
     start = time.perf_counter()
-    headroom = check_headroom(headroom)
     if num_steps < 1:
         raise ConfigError(f"num_steps must be an integer >= 1, got {num_steps}")
-    app = with_rate(app, rate)
+    app = planned_application(app, rate, headroom)
     usable = [
         hw for hw in hardware.names()
         if all(profiles[m.profile].latency_ms.get(hw) for m in app.modules)
@@ -446,7 +440,7 @@ def plan_nexus(
     reasons = []
     for hw in usable:
         try:
-            modules, shared = _plan_on(app, profiles, hardware, hw, headroom, num_steps)
+            modules, shared = _plan_on(app, profiles, hardware, hw, num_steps)
         except InfeasiblePlan as err:
             reasons.append(f"{hw}: {err}")
             continue

@@ -24,14 +24,13 @@ from harpagon.model.plan import Plan
 from harpagon.model.profiles import ProfileSet
 from harpagon.model.validate import make_group, make_module_plan, make_plan
 from harpagon.planning.baselines._common import (
-    check_headroom,
     elapsed_ms,
     min_workers,
     pareto_front,
     profiled_hardware,
     throughput,
-    with_rate,
 )
+from harpagon.planning.inputs import planned_application
 
 __all__ = ["ScroogeOption", "module_options", "plan_scrooge", "solve_split"]
 
@@ -53,12 +52,12 @@ class ScroogeOption:
 
 def module_options(
     app: Application, name: str, profiles: ProfileSet, hardware: HardwareCatalog,
-    *, headroom: float = 0.0, pareto: bool = True,
+    *, pareto: bool = True,
 ) -> list[ScroogeOption]:
     """Return the options of module ``name``: the Pareto-optimal ones by rising latency, or all.
 
-    Each profiled ``(h, b)`` gets ``n = ceil(r / T)`` workers (``T = 1000 b / d``, less the
-    headroom) and collects only real traffic, so its latency is
+    Each profiled ``(h, b)`` gets ``n = ceil(r / T)`` workers (``T = 1000 b / d``) and
+    collects only real traffic, so its latency is
     ``shaping + o + d + 1000 n b / r``. Adding workers never helps: under round-robin each
     worker then fills its batch more slowly, so ``ceil(r / T)`` is also the fastest choice.
 
@@ -74,7 +73,7 @@ def module_options(
     for hw in profiled_hardware(profile, hardware):
         price = hardware[hw].price_per_hour
         for batch_size, d in sorted(profile.latency_ms[hw].items()):
-            workers = min_workers(rate, throughput(batch_size, d), headroom)
+            workers = min_workers(rate, throughput(batch_size, d))
             latency = shaping + module.overhead_ms + d + 1000.0 * workers * batch_size / rate
             options.append(ScroogeOption(hw, batch_size, workers, d, latency, workers * price))
     if not pareto:
@@ -188,7 +187,7 @@ def plan_scrooge(
     rate : float, optional
         Application rate in req/s to plan for (default ``app.rate``).
     headroom : float
-        Fraction of each worker's throughput kept free, in [0, 1).
+        Plan for ``rate * (1 + headroom)``; the plan's ``rate`` is that planned rate.
 
     Raises
     ------
@@ -201,12 +200,11 @@ def plan_scrooge(
     Pareto-optimal option. HiGHS solves the sizes here (up to 10 modules) in milliseconds.
     """
     start = time.perf_counter()
-    headroom = check_headroom(headroom)
-    app = with_rate(app, rate)
+    app = planned_application(app, rate, headroom)
 
     options: dict[str, list[ScroogeOption]] = {}
     for name in app.topological_order:
-        options[name] = module_options(app, name, profiles, hardware, headroom=headroom)
+        options[name] = module_options(app, name, profiles, hardware)
         if not options[name]:
             raise InfeasiblePlan(
                 f"scrooge: module {name!r} (profile {app.module(name).profile!r}) is not "
