@@ -48,13 +48,153 @@ def friendly_errors(func: F) -> F:
 # Each command section below is owned by one part of the package; keep them in this order.
 
 # --- plan -------------------------------------------------------------------------------
-# (defined by harpagon.planning)
+
+
+def _plan_inputs(app_spec: str, profiles_path: str | None, hardware_path: str | None) -> tuple[Any, Any, Any]:
+    """Load the application, profiles and hardware catalog of ``harpagon plan``."""
+    from harpagon.errors import ConfigError
+    from harpagon.model.loading import load_hardware, load_profiles, resolve_application
+
+    application = resolve_application(app_spec)
+    if application.name == "ocr" and profiles_path is None and hardware_path is None:
+        # The OCR app runs on this machine's CPUs, so it is planned on profiles measured here.
+        try:
+            from harpagon.profiling.ocr import ensure_local_profiles
+        except ImportError as err:
+            raise ConfigError(
+                f"cannot profile the OCR models on this machine ({err}); "
+                "pass --profiles and --hardware"
+            ) from err
+        profiles, hardware = ensure_local_profiles()
+        return application, profiles, hardware
+    return application, load_profiles(profiles_path), load_hardware(hardware_path)
+
+
+def _print_plan(plan: Any, hardware: Any) -> None:
+    """Print one table per module, then the plan's totals."""
+    from rich.table import Table
+
+    for module in plan.modules:
+        table = Table(
+            title=(
+                f"{module.name} ({module.profile}): {module.rate:.6g} req/s, "
+                f"budget {module.budget_ms:.2f} ms, latency {module.latency_ms:.2f} ms, "
+                f"{module.cost_per_hour:.3f} USD/h"
+            ),
+            title_justify="left",
+        )
+        for column in ("group", "hardware", "workers", "batch size", "rate req/s",
+                       "dummy req/s", "latency ms", "USD/h"):
+            table.add_column(column, justify="left" if column in ("group", "hardware") else "right")
+        for index, group in enumerate(module.groups):
+            table.add_row(
+                "main" if index == 0 else "residual",
+                group.hardware,
+                str(group.workers),
+                str(group.batch_size),
+                f"{group.rate:.2f}",
+                f"{group.dummy_rate:.2f}",
+                f"{group.latency_ms:.2f}",
+                f"{group.workers * hardware[group.hardware].price_per_hour:.3f}",
+            )
+        console.print(table)
+    lower_bound = plan.lower_bound_cost_per_hour
+    console.print(
+        f"[bold]{plan.policy}[/bold] plan for {plan.app} at {plan.rate:.6g} req/s: "
+        f"cost {plan.cost_per_hour:.3f} USD/h, end-to-end latency {plan.latency_ms:.2f} ms "
+        f"(SLO {plan.slo_ms:.6g} ms), fluid lower bound "
+        f"{'n/a' if lower_bound is None else f'{lower_bound:.3f} USD/h'}, "
+        f"planned in {plan.planning_ms:.2f} ms",
+        highlight=False,
+    )
+
+
+@app.command("plan")
+@friendly_errors
+def plan_command(
+    app_spec: str = typer.Option(
+        ..., "--app", help="Application YAML file, or the name of a shipped application."
+    ),
+    profiles_path: str = typer.Option(
+        None, "--profiles",
+        help="Profiles: a folder of YAML files, one YAML file or a CSV file. Default: shipped GPU profiles.",
+    ),
+    hardware_path: str = typer.Option(
+        None, "--hardware", help="Hardware catalog YAML file. Default: the shipped GPU catalog."
+    ),
+    policy: str = typer.Option(
+        "harpagon", "--policy", help="Planning policy: harpagon, optimal or a baseline (nexus, ...)."
+    ),
+    rate: float = typer.Option(
+        None, "--rate", help="Application request rate in req/s. Default: the application's rate."
+    ),
+    slo_ms: float = typer.Option(
+        None, "--slo-ms", help="End-to-end latency SLO in ms. Default: the application's SLO."
+    ),
+    headroom: float = typer.Option(
+        0.0, "--headroom", help="Plan for rate x (1 + FRACTION), e.g. 0.2 for 20% more traffic."
+    ),
+    output: str = typer.Option(None, "-o", "--output", help="Write the plan JSON to this file."),
+) -> None:
+    """Plan an application at minimum cost under its latency SLO and print the plan."""
+    from harpagon.planning.registry import get_planner
+
+    planner = get_planner(policy)
+    application, profiles, hardware = _plan_inputs(app_spec, profiles_path, hardware_path)
+    if slo_ms is not None:
+        application = application.with_overrides(slo_ms=slo_ms)
+    plan = planner(application, profiles, hardware, rate=rate, headroom=headroom)
+    _print_plan(plan, hardware)
+    if output is not None:
+        plan.save(output)
+        err_console.print(f"wrote {output}")
+
 
 # --- simulate ---------------------------------------------------------------------------
 # (defined by harpagon.simulation)
 
 # --- compare ----------------------------------------------------------------------------
 # (defined by harpagon.evaluation)
+
+
+@app.command("compare")
+@friendly_errors
+def compare_command(
+    suite: str = typer.Option(
+        "standard", "--suite", help="Workloads: standard (shipped apps on a rate x SLO grid), "
+        "random (500 random workloads) or all."
+    ),
+    policies: str = typer.Option(
+        None, "--policies", help="Comma-separated policies to compare; harpagon is always "
+        "included as the reference. Default: every registered policy."
+    ),
+    json_out: str = typer.Option(None, "--json", help="Write the summary and every outcome as JSON here."),
+    plot_out: str = typer.Option(None, "--plot", help="Write the comparison figure (PNG) here."),
+    markdown_out: str = typer.Option(None, "--markdown", help="Write the summary tables as Markdown here."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random suite."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
+    simulate_s: float = typer.Option(
+        2.0, "--simulate-s", help="Seconds of simulated uniform traffic per plan; 0 skips simulation."
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Compare planners on a workload suite: cost ratios, validity, SLO attainment, timing."""
+    from pathlib import Path
+
+    from harpagon.evaluation.runner import compare_suite, parse_policies
+
+    compare_suite(
+        suite=suite,
+        policies=parse_policies(policies),
+        seed=seed,
+        workers=workers,
+        simulate_s=simulate_s,
+        json_path=Path(json_out) if json_out else None,
+        plot_path=Path(plot_out) if plot_out else None,
+        markdown_path=Path(markdown_out) if markdown_out else None,
+        console=console,
+        progress=progress,
+    )
 
 # --- profile / serve / bench / demo -------------------------------------------------------
 # (defined by harpagon.profiling and harpagon.serving)
