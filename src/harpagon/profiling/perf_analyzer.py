@@ -64,10 +64,11 @@ def read_perf_analyzer_csv(path: str | Path) -> list[PerfAnalyzerRow]:
     """
     path = Path(path)
     try:
-        text = path.read_text(newline="")
+        with path.open(newline="") as handle:
+            lines = handle.read().splitlines()
     except FileNotFoundError:
         raise ConfigError(f"{path}: perf_analyzer CSV file not found") from None
-    reader = csv.DictReader(text.splitlines())
+    reader = csv.DictReader(lines)
     columns = [name.strip() for name in (reader.fieldnames or [])]
     reader.fieldnames = columns
 
