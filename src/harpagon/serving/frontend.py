@@ -5,7 +5,8 @@ Endpoints: ``GET /v2``, ``/v2/health/live``, ``/v2/health/ready``, ``/v2/models/
 ``/versions/{version}``) and ``GET /metrics``. The one model is the served application.
 
 Tensors travel as JSON (``{"name", "datatype", "shape", "data"}``, BYTES elements as UTF-8
-strings) or with the binary tensor data extension: the ``Inference-Header-Content-Length``
+strings; an image file base64-encoded, see :func:`_json_string_to_bytes`) or with the binary
+tensor data extension: the ``Inference-Header-Content-Length``
 header gives the length of the JSON header, and each input with a ``binary_data_size``
 parameter takes that many bytes of the rest of the body, in input order; a BYTES tensor is
 each element's 4-byte little-endian length followed by its bytes. Outputs are binary when
@@ -20,6 +21,8 @@ overloaded, draining or not ready, 504 when a request timed out.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import json
 import logging
@@ -101,6 +104,29 @@ def _encode_bytes_tensor(elements: list[bytes]) -> bytes:
     return b"".join(struct.pack("<I", len(element)) + element for element in elements)
 
 
+_IMAGE_SIGNATURES = (
+    b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*", b"RIFF",
+)
+
+
+def _json_string_to_bytes(element: str, name: str, forced_base64: bool) -> bytes:
+    # A JSON string cannot carry an image file's raw bytes, so an image arrives base64-encoded:
+    # always with the input parameter content_encoding=base64, or when the string is valid
+    # base64 whose decoded bytes start with a PNG, JPEG, GIF, BMP, TIFF or WebP signature.
+    # Any other string is passed on as its UTF-8 bytes.
+    try:
+        decoded = base64.b64decode(element, validate=True)
+    except (binascii.Error, ValueError):
+        if forced_base64:
+            raise ConfigError(
+                f"input {name!r}: content_encoding is base64, but the data is not valid base64"
+            ) from None
+        return element.encode("utf-8")
+    if forced_base64 or decoded.startswith(_IMAGE_SIGNATURES):
+        return decoded
+    return element.encode("utf-8")
+
+
 def _parse_shape(value: Any, name: str) -> list[int]:
     if not isinstance(value, list) or not all(isinstance(d, int) and d >= 0 for d in value):
         raise ConfigError(f"input {name!r}: 'shape' must be a list of integers >= 0, got {value!r}")
@@ -148,7 +174,8 @@ def _decode_input(spec: dict[str, Any], binary: memoryview, offset: int) -> tupl
         if datatype == "BYTES":
             if not all(isinstance(element, str) for element in flat):
                 raise ConfigError(f"input {name!r}: BYTES data in JSON must be strings")
-            data = [element.encode("utf-8") for element in flat]
+            forced = parameters.get("content_encoding") == "base64"
+            data = [_json_string_to_bytes(element, name, forced) for element in flat]
         else:
             try:
                 data = np.asarray(flat, dtype=DATATYPES[datatype])

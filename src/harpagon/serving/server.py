@@ -160,6 +160,7 @@ class ServingRuntime:
         self._next_slot_ms = 0.0
         self._idle = asyncio.Event()
         self._ready_task: asyncio.Task[None] | None = None
+        self._was_ready = False
 
     # --- construction helpers
 
@@ -229,6 +230,7 @@ class ServingRuntime:
         except HarpagonError as err:
             logger.error("server is not ready: %s", err)
             return
+        self._was_ready = True
         logger.info("ready: %s serves model %r", self.url or "the server", self.model_name)
 
     def _count_replacement(self, module: str) -> None:
@@ -303,10 +305,11 @@ class ServingRuntime:
         RequestTimedOut
             If no response came within the request timeout.
         """
-        if self.pipeline is None or not self.ready():
-            if not self.draining:
-                self.metrics.rejected.labels(self.model_name, "not_ready").inc()
-                raise OverloadedError("server is not ready: workers are still starting; retry shortly")
+        # Once every worker has been up, a worker being replaced does not stop admission:
+        # its batches wait for the replacement or go to another worker of its group.
+        if not self._was_ready and not self.draining:
+            self.metrics.rejected.labels(self.model_name, "not_ready").inc()
+            raise OverloadedError("server is not ready: workers are still starting; retry shortly")
         self._admit()
         source_item = self.adapter.decode(inputs)
         assert self.pipeline is not None
