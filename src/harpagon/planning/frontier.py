@@ -343,10 +343,10 @@ def exact_frontier(ctx: ModuleContext, *, two_groups: bool = True) -> list[Front
     Examples
     --------
     >>> from harpagon.model.latency import Dispatch
-    >>> kind = BatchKind("t4", 4, 20.0, 1.0, None)  # 200 req/s per worker
-    >>> ctx = ModuleContext("m", 300.0, 0.0, 0.0, Dispatch.BATCH_AWARE, (kind,))
-    >>> [(p.latency_ms, p.cost_per_hour) for p in exact_frontier(ctx)][:2]
-    [(24.0, 6.0), (25.0, 5.0)]
+    >>> kind = BatchKind("t4", 3, 30.0, 1.0, None)  # 100 req/s per worker
+    >>> ctx = ModuleContext("m", 150.0, 0.0, 0.0, Dispatch.BATCH_AWARE, (kind,))
+    >>> [(p.latency_ms, p.cost_per_hour) for p in exact_frontier(ctx)][-2:]
+    [(40.0, 3.0), (45.0, 2.0)]
     """
     table = _KindTable(ctx)
     rows = [_single_candidates(table, extra_workers=MAX_EXTRA_WORKERS)]

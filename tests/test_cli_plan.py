@@ -1,0 +1,195 @@
+"""``harpagon plan`` through typer's CliRunner, on YAML files written by the tests."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from harpagon.cli import app as cli
+from harpagon.model import HardwareCatalog, HardwareType, Profile, ProfileSet
+from harpagon.model.loading import load_application, load_hardware, load_profiles
+from harpagon.model.plan import load_plan
+from harpagon.model.validate import validate_plan
+
+runner = CliRunner()
+
+APP_YAML = """\
+name: small
+rate: 450
+slo_ms: 150
+modules:
+  - {name: det, profile: det, overhead_ms: 1}
+  - {name: cls, profile: cls, overhead_ms: 0.5, rate_factor: 2}
+edges:
+  - [det, cls]
+"""
+HARDWARE_YAML = """\
+hardware:
+  - {name: big, price_per_hour: 1.0}
+  - {name: small, price_per_hour: 0.8, available: 4}
+"""
+DET_YAML = """\
+model: det
+latency_ms:
+  big: {1: 10.0, 16: 40.0}
+  small: {1: 5.0}
+"""
+CLS_YAML = """\
+model: cls
+latency_ms:
+  big: {1: 4.0, 8: 10.0}
+  small: {1: 2.0, 2: 3.0}
+"""
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "det.yaml").write_text(DET_YAML)
+    (profiles / "cls.yaml").write_text(CLS_YAML)
+    app = tmp_path / "app.yaml"
+    app.write_text(APP_YAML)
+    hardware = tmp_path / "hardware.yaml"
+    hardware.write_text(HARDWARE_YAML)
+    return {"app": app, "profiles": profiles, "hardware": hardware, "dir": tmp_path}
+
+
+def _plan(files: dict[str, Path], *extra: str):
+    return runner.invoke(
+        cli,
+        ["plan", "--app", str(files["app"]), "--profiles", str(files["profiles"]),
+         "--hardware", str(files["hardware"]), *extra],
+    )
+
+
+@pytest.mark.parametrize("policy", ["harpagon", "optimal"])
+def test_plan_writes_valid_json(files, policy):
+    output = files["dir"] / "plan.json"
+    result = _plan(files, "--policy", policy, "-o", str(output))
+    assert result.exit_code == 0, result.output
+    assert "det (det): 450 req/s" in result.output
+    assert "cls (cls): 900 req/s" in result.output
+    assert "SLO 150 ms" in result.output
+    assert "fluid lower bound" in result.output
+
+    data = json.loads(output.read_text())
+    assert {"app", "policy", "rate", "slo_ms", "cost_per_hour", "latency_ms", "planning_ms",
+            "modules", "shared_machines", "lower_bound_cost_per_hour"} <= set(data)
+    assert data["policy"] == policy
+    assert data["shared_machines"] == []
+    module = data["modules"][0]
+    assert {"name", "profile", "rate", "budget_ms", "latency_ms", "cost_per_hour", "groups"} <= set(module)
+    assert {"hardware", "batch_size", "workers", "rate", "dummy_rate", "dispatch", "latency_ms"} <= set(
+        module["groups"][0]
+    )
+
+    plan = load_plan(output)
+    app = load_application(files["app"])
+    validate_plan(plan, app, load_profiles(files["profiles"]), load_hardware(files["hardware"]))
+
+
+def test_plan_rate_slo_and_headroom_override(files):
+    output = files["dir"] / "plan.json"
+    result = _plan(files, "--rate", "200", "--headroom", "0.5", "--slo-ms", "300", "-o", str(output))
+    assert result.exit_code == 0, result.output
+    data = json.loads(output.read_text())
+    assert data["rate"] == pytest.approx(300.0)
+    assert data["slo_ms"] == pytest.approx(300.0)
+    assert data["modules"][1]["rate"] == pytest.approx(600.0)
+
+
+def test_plan_shipped_application_by_name():
+    result = runner.invoke(cli, ["plan", "--app", "traffic"])
+    assert result.exit_code == 0, result.output
+    assert "harpagon plan for traffic" in result.output
+
+
+def _assert_clean_error(result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    text = " ".join(result.output.split())
+    for fragment in fragments:
+        assert fragment in text
+
+
+def test_plan_malformed_yaml(files):
+    files["app"].write_text("name: small\nrate: [1, 2\n")
+    _assert_clean_error(_plan(files), "malformed YAML")
+
+
+def test_plan_unknown_profile(files):
+    files["app"].write_text(APP_YAML.replace("profile: cls", "profile: resnet"))
+    _assert_clean_error(_plan(files), "unknown profile 'resnet'")
+
+
+def test_plan_cyclic_graph(files):
+    files["app"].write_text(APP_YAML + "  - [cls, det]\n")
+    _assert_clean_error(_plan(files), "the module graph has a cycle")
+
+
+def test_plan_negative_rate(files):
+    _assert_clean_error(_plan(files, "--rate", "-3"), "rate must be > 0 req/s, got -3")
+
+
+def test_plan_infeasible_slo(files):
+    _assert_clean_error(
+        _plan(files, "--slo-ms", "4"), "below the fastest possible latency", "path det -> cls"
+    )
+
+
+def test_plan_unknown_policy(files):
+    _assert_clean_error(_plan(files, "--policy", "cheapest"), "unknown policy 'cheapest'")
+
+
+def test_plan_missing_app_file(files):
+    result = runner.invoke(cli, ["plan", "--app", str(files["dir"] / "nope.yaml")])
+    _assert_clean_error(result, "no such application file")
+
+
+def _ocr_app(directory: Path) -> Path:
+    path = directory / "ocr.yaml"
+    path.write_text(textwrap.dedent("""\
+        name: ocr
+        rate: 4
+        slo_ms: 1500
+        modules:
+          - {name: det, profile: ocr_det}
+        """))
+    return path
+
+
+def test_plan_ocr_uses_local_profiles(tmp_path, monkeypatch):
+    import harpagon.profiling.ocr as ocr
+
+    profiles = ProfileSet({"ocr_det": Profile("ocr_det", {"cpu-1t": {1: 200.0, 2: 380.0}})})
+    hardware = HardwareCatalog({"cpu-1t": HardwareType("cpu-1t", 0.05, 2)})
+    calls = []
+
+    def fake_profiles(*args, **kwargs):
+        calls.append(args)
+        return profiles, hardware
+
+    monkeypatch.setattr(ocr, "ensure_local_profiles", fake_profiles)
+    result = runner.invoke(cli, ["plan", "--app", str(_ocr_app(tmp_path))])
+    assert result.exit_code == 0, result.output
+    assert len(calls) == 1
+    assert "cpu-1t" in result.output
+
+
+def test_plan_ocr_without_profiler_asks_for_files(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "harpagon.profiling.ocr", None)
+    result = runner.invoke(cli, ["plan", "--app", str(_ocr_app(tmp_path))])
+    _assert_clean_error(result, "pass --profiles and --hardware")
+
+
+def test_plan_json_round_trips(files):
+    output = files["dir"] / "plan.json"
+    assert _plan(files, "-o", str(output)).exit_code == 0
+    data = json.loads(output.read_text())
+    assert load_plan(output).to_dict() == data
