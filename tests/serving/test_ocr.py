@@ -100,6 +100,11 @@ def test_decode_rejects_too_many_pixels(adapter, page_png, monkeypatch):
         adapter.decode(image_input([page_png]))
 
 
+def test_decode_rejects_truncated_png(adapter, page_png):
+    with pytest.raises(ConfigError, match="not a decodable image; send a PNG or JPEG file"):
+        adapter.decode(image_input([page_png[: len(page_png) // 2]]))
+
+
 def test_decode_image_reads_jpeg():
     ok, encoded = cv2.imencode(".jpg", np.full((40, 60, 3), 200, np.uint8))
     assert ok

@@ -298,7 +298,9 @@ def decode_image(data: bytes) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(data)) as header:
             width, height = header.size
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
+    except UnidentifiedImageError:
+        raise ConfigError("input 'image' is not a decodable image; send a PNG or JPEG file") from None
+    except (OSError, Image.DecompressionBombError) as err:
         raise ConfigError(
             f"input 'image' is not a decodable image ({err}); send a PNG or JPEG file"
         ) from None
