@@ -192,4 +192,4 @@ def test_plan_json_round_trips(files):
     output = files["dir"] / "plan.json"
     assert _plan(files, "-o", str(output)).exit_code == 0
     data = json.loads(output.read_text())
-    assert load_plan(output).to_dict() == data
+    assert json.loads(load_plan(output).to_json()) == data
