@@ -327,6 +327,106 @@ def profile_command(
         typer.echo(yaml.safe_dump(document, sort_keys=False, width=100), nl=False)
 
 
+# --- serve ------------------------------------------------------------------------------
+
+
+def _serving_inputs(
+    app_spec: str, adapter_path: str | None, profiles_path: str | None, hardware_path: str | None
+) -> tuple[Any, Any, Any]:
+    """Return ``(adapter, profiles, hardware)`` for ``harpagon serve``; profiles may be None."""
+    import importlib
+
+    from harpagon.errors import ConfigError
+    from harpagon.model.loading import load_application, load_hardware, load_profiles
+
+    if (profiles_path is None) != (hardware_path is None):
+        raise ConfigError("give --profiles and --hardware together, or neither")
+    profiles = load_profiles(profiles_path) if profiles_path is not None else None
+    hardware = load_hardware(hardware_path) if hardware_path is not None else None
+
+    if app_spec == "ocr" and adapter_path is None:
+        from harpagon.serving.ocr import OcrAdapter
+
+        if profiles is None:
+            from harpagon.profiling.ocr import ensure_local_profiles
+
+            profiles, hardware = ensure_local_profiles()
+        return OcrAdapter(), profiles, hardware
+    if app_spec == "toy" and adapter_path is None:
+        from harpagon.serving.toy import ToyAdapter, toy_hardware, toy_profiles
+
+        if profiles is None:
+            profiles, hardware = toy_profiles(), toy_hardware()
+        return ToyAdapter(), profiles, hardware
+    if adapter_path is None:
+        raise ConfigError(
+            f"--app {app_spec}: an application file needs --adapter module:Class, the AppAdapter "
+            "that decodes its requests; or use --app ocr or --app toy"
+        )
+
+    module_path, _, class_name = adapter_path.partition(":")
+    try:
+        adapter_class = getattr(importlib.import_module(module_path), class_name)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ConfigError(f"--adapter {adapter_path}: cannot import it ({err}); use module:Class") from err
+    application = load_application(app_spec) if app_spec not in ("ocr", "toy") else None
+    adapter = adapter_class(application=application) if application is not None else adapter_class()
+    return adapter, profiles, hardware
+
+
+@app.command("serve")
+@friendly_errors
+def serve_command(
+    plan_path: str = typer.Argument(..., help="Plan JSON file, as written by harpagon plan."),
+    app_spec: str = typer.Option(
+        "ocr", "--app",
+        help="Application to serve: ocr, toy, or an application YAML file (with --adapter).",
+    ),
+    adapter_path: str = typer.Option(
+        None, "--adapter",
+        help="AppAdapter class as module:Class, built with application=<the YAML application>.",
+    ),
+    profiles_path: str = typer.Option(
+        None, "--profiles",
+        help="Profiles the plan was made with (directory, YAML or CSV). Default for ocr: this "
+        "machine's measured OCR profiles; otherwise the plan is not re-validated.",
+    ),
+    hardware_path: str = typer.Option(None, "--hardware", help="Hardware catalog YAML the plan was made with."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port; 0 picks a free one."),
+    backend: str = typer.Option("local", "--backend", help="Where workers run: local (processes) or ray."),
+    address: str = typer.Option(None, "--address", help="Address of an existing Ray cluster (ray backend)."),
+    dispatch: str = typer.Option(
+        "planned", "--dispatch", help="Dispatch policy: planned, batch_aware or round_robin."
+    ),
+    max_backlog_ms: float = typer.Option(
+        None, "--max-backlog-ms", min=0,
+        help="Reject (503) a request that would wait longer than this, in ms, because requests "
+        "arrive faster than the planned rate. Default: the SLO.",
+    ),
+    max_in_flight: int = typer.Option(
+        None, "--max-in-flight", min=1,
+        help="Reject (503) requests beyond this many in flight. Default: planned rate x "
+        "(SLO + backlog limit), plus one.",
+    ),
+) -> None:
+    """Serve a plan over HTTP (KServe v2 protocol) until Ctrl-C, which drains and stops."""
+    import logging
+
+    from harpagon.model.plan import load_plan
+    from harpagon.serving.server import ServingOptions, serve_plan
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    plan = load_plan(plan_path)
+    adapter, profiles, hardware = _serving_inputs(app_spec, adapter_path, profiles_path, hardware_path)
+    options = ServingOptions(max_backlog_ms=max_backlog_ms, max_in_flight=max_in_flight, dispatch=dispatch)
+    serve_plan(
+        plan, adapter, host=host, port=port, backend=backend, profiles=profiles,
+        hardware=hardware, address=address, options=options,
+    )
+
+
 def main() -> None:
     """Entry point for ``python -m harpagon``."""
     app()

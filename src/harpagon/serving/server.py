@@ -154,7 +154,10 @@ class ServingRuntime:
         """Base URL, set by the code that binds the socket (for logs)."""
         self.loop: asyncio.AbstractEventLoop | None = None
         self.pool: Any = None
-        self.pipeline: Pipeline | None = None
+        # Built here, so a bad dispatch mode fails before anything starts.
+        self.pipeline = Pipeline(
+            plan, adapter, self.start_ms, self._run_batch, self.metrics, dispatch=self.options.dispatch,
+        )
         self.draining = False
         self.in_flight = 0
         self._next_slot_ms = 0.0
@@ -216,10 +219,6 @@ class ServingRuntime:
                     len(self.specs), self.model_name, self.plan.policy, self.plan.rate,
                     self.plan.slo_ms, self.backend.name)
         self.pool = self.backend.make_pool(self.specs, on_replaced=self._count_replacement)
-        self.pipeline = Pipeline(
-            self.plan, self.adapter, self.start_ms, self.pool.run_batch, self.metrics,
-            dispatch=self.options.dispatch,
-        )
         self.pipeline.start()
         await self.pool.start()
         self._ready_task = self.loop.create_task(self._announce_ready())
@@ -232,6 +231,11 @@ class ServingRuntime:
             return
         self._was_ready = True
         logger.info("ready: %s serves model %r", self.url or "the server", self.model_name)
+
+    async def _run_batch(
+        self, module: str, group: int, worker: int, items: list[Any], batch_size: int
+    ) -> tuple[list[Any], float]:
+        return await self.pool.run_batch(module, group, worker, items, batch_size)
 
     def _count_replacement(self, module: str) -> None:
         self.metrics.worker_replacements.labels(module).inc()
@@ -259,8 +263,7 @@ class ServingRuntime:
         self.draining = True
         if self._ready_task is not None:
             self._ready_task.cancel()
-        if self.pipeline is not None:
-            self.pipeline.close()
+        self.pipeline.close()
         if self.pool is not None:
             await self.pool.stop()
         self.backend.close()
@@ -273,7 +276,6 @@ class ServingRuntime:
         if self.draining:
             self.metrics.rejected.labels(self.model_name, "draining").inc()
             raise Draining("server is shutting down and accepts no new requests; retry on another server")
-        assert self.pipeline is not None
         now_ms = self.pipeline.now_ms()
         backlog_ms = max(0.0, self._next_slot_ms - now_ms)
         if backlog_ms > self.max_backlog_ms:
@@ -312,7 +314,6 @@ class ServingRuntime:
             raise OverloadedError("server is not ready: workers are still starting; retry shortly")
         self._admit()
         source_item = self.adapter.decode(inputs)
-        assert self.pipeline is not None
 
         started_ms = self.pipeline.now_ms()
         self.in_flight += 1

@@ -19,6 +19,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import signal
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -148,6 +149,11 @@ def _worker_main(conn: Any, runner_path: tuple[str, str], threads: int) -> None:
     ``("ready", pid)`` or ``("failed", message)`` once, then per batch
     ``("ok", batch_id, results, execution_ms)`` or ``("error", batch_id, message, execution_ms)``.
     """
+    # Ctrl-C reaches the whole process group; the server then drains and stops its workers
+    # itself, so a worker must not die from SIGINT with a batch in flight.
+    # NOTE: SIGTERM keeps its default action, so a SIGTERM sent to the whole group kills
+    # workers at once; their in-flight batches are then re-dispatched to replacements.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Thread caps must be set before numpy or onnxruntime is imported in this process.
     os.environ.update(thread_environment(threads))
     try:
