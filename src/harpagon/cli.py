@@ -427,6 +427,60 @@ def serve_command(
     )
 
 
+# --- bench ------------------------------------------------------------------------------
+
+
+@app.command("bench")
+@friendly_errors
+def bench_command(
+    url: str = typer.Option("http://127.0.0.1:8000", "--url", help="Base URL of the KServe v2 server."),
+    app_name: str = typer.Option("ocr", "--app", help="Model (application) name on the server."),
+    rate: float = typer.Option(..., "--rate", help="Mean request rate, req/s."),
+    duration_s: float = typer.Option(30.0, "--duration", help="Length of the load, s."),
+    arrivals: str = typer.Option(
+        "uniform", "--arrivals",
+        help="Arrival process: uniform, poisson or trace:PATH (recorded timestamps scaled to the rate).",
+    ),
+    images: str = typer.Option(
+        None, "--images",
+        help="Folder of image files sent in turn (PNG, JPEG ...). Default: the bundled sample images.",
+    ),
+    slo_ms: float = typer.Option(
+        None, "--slo-ms",
+        help="Latency SLO, ms. Default: parameters.slo_ms of the server's model metadata, if any.",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Random seed of the arrival process."),
+    json_path: str = typer.Option(None, "--json", help="Also write the report as JSON to this file."),
+    max_in_flight: int = typer.Option(
+        1024, "--max-in-flight",
+        help="Most pending requests; a request scheduled beyond it is dropped and counted as an error.",
+    ),
+    timeout_s: float = typer.Option(60.0, "--timeout", help="Per-request timeout, s."),
+) -> None:
+    """Load a KServe v2 server open-loop and report throughput, latency and SLO attainment."""
+    from harpagon.serving.loadgen import (
+        build_schedule,
+        check_bench_options,
+        load_requests,
+        print_report,
+        run_bench,
+        write_report,
+    )
+
+    check_bench_options(rate=rate, duration_s=duration_s, slo_ms=slo_ms, timeout_s=timeout_s)
+    requests = load_requests(images)
+    schedule = build_schedule(arrivals, rate=rate, duration_s=duration_s, seed=seed)
+    report = run_bench(
+        url, app_name, requests, schedule, duration_s=duration_s, slo_ms=slo_ms,
+        max_in_flight=max_in_flight, timeout_s=timeout_s,
+        extra={"arrivals": arrivals, "rate_rps": rate, "seed": seed},
+    )
+    print_report(report, console)
+    if json_path is not None:
+        write_report(report, json_path)
+        err_console.print(f"wrote {json_path}")
+
+
 def main() -> None:
     """Entry point for ``python -m harpagon``."""
     app()
