@@ -16,11 +16,17 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from typer.testing import CliRunner
+
+from harpagon.cli import app as cli_app
 from harpagon.errors import ConfigError
 from harpagon.serving.loadgen import (
     DROPPED,
     INFERENCE_HEADER_LENGTH,
+    InferRequest,
     RequestRecord,
+    build_schedule,
+    check_bench_options,
     encode_infer_request,
     fetch_slo_ms,
     load_image_dir,
@@ -28,6 +34,7 @@ from harpagon.serving.loadgen import (
     run_open_loop,
     summarize,
 )
+from harpagon.simulation.arrivals import make_arrivals
 
 
 # --- A test server ---------------------------------------------------------------------------
@@ -160,7 +167,7 @@ def test_summarize_counts_errors_as_slo_misses() -> None:
     assert report.status_codes == {"200": 3, "503": 1}
     assert report.slo_attainment == pytest.approx(2 / 5)
     assert report.offered_rate_rps == pytest.approx(100.0)
-    # The last response is record 2's: scheduled at 0.02 s, 60 ms latency.
+    # The last response is record 2's, scheduled at 0.02 s with 60 ms latency: after the schedule.
     assert report.elapsed_s == pytest.approx(0.08)
     assert report.throughput_rps == pytest.approx(3 / 0.08)
     # Only successful requests enter the latency percentiles.
@@ -192,6 +199,39 @@ def test_encode_infer_request_binary_bytes() -> None:
     assert request.body[header_length:] == struct.pack("<I", len(payload)) + payload
 
 
+# --- Schedules ---------------------------------------------------------------------------------
+
+
+def test_build_schedule_uniform_spacing() -> None:
+    schedule = build_schedule("uniform", rate=20.0, duration_s=2.0)
+
+    assert len(schedule) == 40
+    assert np.allclose(np.diff(schedule), 0.05)
+
+
+def test_build_schedule_matches_simulator_arrivals() -> None:
+    schedule = build_schedule("poisson", rate=50.0, duration_s=4.0, seed=3)
+
+    expected_ms = make_arrivals("poisson", 50.0, 4.0, np.random.default_rng([3, 1]))
+    assert np.allclose(np.asarray(schedule) * 1000.0, expected_ms)
+
+
+def test_build_schedule_trace_scaled_to_rate(tmp_path) -> None:
+    trace = tmp_path / "trace.txt"
+    trace.write_text("\n".join(str(t) for t in (0.0, 0.5, 0.75, 2.0)) + "\n")
+
+    schedule = build_schedule(f"trace:{trace}", rate=3.0, duration_s=10.0)
+
+    # Replayed at 3 req/s on average, over 10 s.
+    assert len(schedule) == pytest.approx(30, abs=3)
+    assert all(0.0 <= t < 10.0 for t in schedule)
+
+
+def test_build_schedule_unknown_process() -> None:
+    with pytest.raises(ConfigError, match=r"unknown arrival process 'bursty'"):
+        build_schedule("bursty", rate=1.0, duration_s=1.0)
+
+
 # --- Bad input ---------------------------------------------------------------------------------
 
 
@@ -213,6 +253,20 @@ def test_load_image_dir_reads_sorted_images(tmp_path) -> None:
     (tmp_path / "c.txt").write_bytes(b"skipped")
 
     assert load_image_dir(tmp_path) == [b"first", b"second"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"rate": 0.0, "duration_s": 1.0}, r"--rate must be > 0 req/s, got 0.0"),
+        ({"rate": 1.0, "duration_s": -1.0}, r"--duration must be > 0 s, got -1.0"),
+        ({"rate": 1.0, "duration_s": 1.0, "slo_ms": 0.0}, r"--slo-ms must be > 0 ms, got 0.0"),
+        ({"rate": 1.0, "duration_s": 1.0, "timeout_s": 0.0}, r"--timeout must be > 0 s, got 0.0"),
+    ],
+)
+def test_check_bench_options_rejects(options, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        check_bench_options(**options)
 
 
 def test_open_loop_rejects_zero_in_flight() -> None:
@@ -320,3 +374,53 @@ def test_fetch_slo_unknown_model(server) -> None:
 
     with pytest.raises(ConfigError, match=r"no model 'missing' \(HTTP 404\); check --app"):
         fetch_slo_ms(base_url, "missing")
+
+
+@pytest.mark.slow
+def test_bench_command_writes_json(server, tmp_path) -> None:
+    base_url, state = server
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "a.png").write_bytes(b"first")
+    output = tmp_path / "report.json"
+
+    result = CliRunner().invoke(cli_app, [
+        "bench", "--url", base_url, "--app", "echo", "--rate", "50", "--duration", "0.4",
+        "--images", str(tmp_path / "images"), "--slo-ms", "1000", "--json", str(output),
+    ])
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(output.read_text())
+    assert report["scheduled"] == 20
+    assert report["ok"] == 20
+    assert report["errors"] == 0
+    assert report["status_codes"] == {"200": 20}
+    assert report["slo_attainment"] == 1.0
+    assert set(report["latency_ms"]) >= {"p50", "p99", "max"}
+    assert report["throughput_rps"] > 0
+    assert state.payloads == [b"first"] * 20
+
+
+def test_bench_command_bad_rate() -> None:
+    result = CliRunner().invoke(cli_app, ["bench", "--rate", "-1"])
+
+    assert result.exit_code == 2
+    assert "--rate must be > 0 req/s, got -1.0" in result.output
+
+
+@pytest.mark.slow
+def test_run_bench_against_toy_runtime() -> None:
+    """The generator against the real frontend and pipeline, serving the toy application."""
+    from harpagon.serving.server import running_server
+    from harpagon.serving.toy import ToyAdapter, toy_plan
+
+    plan, profiles, hardware = toy_plan(rate=20.0, batch_ms=5.0)
+    body = json.dumps({"inputs": [{"name": "values", "datatype": "FP32", "shape": [2], "data": [1.0, 2.0]}]})
+    request = InferRequest(body.encode(), {"content-type": "application/json"})
+    adapter = ToyAdapter(batch_ms=5.0)
+
+    with running_server(plan, adapter, profiles=profiles, hardware=hardware) as url:
+        report = run_bench(url, "toy", [request], _schedule(20, 20.0), duration_s=1.0, slo_ms=plan.slo_ms)
+
+    assert report.ok == 20
+    assert report.errors == 0
+    assert report.slo_attainment is not None

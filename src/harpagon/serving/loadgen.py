@@ -16,8 +16,10 @@ import asyncio
 import json
 import logging
 import math
+import multiprocessing
 import struct
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,14 +33,21 @@ from harpagon.errors import ConfigError
 __all__ = [
     "IMAGE_SUFFIXES",
     "BenchReport",
+    "LAG_WARNING_MS",
     "InferRequest",
     "RequestRecord",
+    "build_schedule",
+    "check_bench_options",
     "encode_infer_request",
     "fetch_slo_ms",
     "load_image_dir",
+    "load_requests",
+    "print_report",
     "run_bench",
+    "run_bench_in_process",
     "run_open_loop",
     "summarize",
+    "write_report",
 ]
 
 logger = logging.getLogger(__name__)
@@ -51,6 +60,9 @@ DROPPED = "in_flight_limit"
 
 INFERENCE_HEADER_LENGTH = "Inference-Header-Content-Length"
 """HTTP header of the binary tensor data extension: length of the JSON part of the body."""
+
+LAG_WARNING_MS = 10.0
+"""p99 send lag above which a report warns that the generator fell behind its schedule."""
 
 _START_DELAY_S = 0.05
 """Time between building the schedule's clock and its first send, so set-up is not lag."""
@@ -145,7 +157,7 @@ class BenchReport:
     duration_s: float
     """Length of the schedule, s."""
     elapsed_s: float
-    """Time from the start of the schedule to the last response, s."""
+    """Time from the start of the schedule to the last response or the end of the schedule, s."""
     offered_rate_rps: float
     """Scheduled requests per second of schedule."""
     throughput_rps: float
@@ -241,6 +253,52 @@ def load_image_dir(directory: str | Path) -> list[bytes]:
             f"--images {directory}: no image files found (looked for {', '.join(IMAGE_SUFFIXES)})"
         )
     return [p.read_bytes() for p in files]
+
+
+# --- Inputs: options, images, schedule ---------------------------------------------------------
+
+
+def check_bench_options(
+    *, rate: float, duration_s: float, slo_ms: float | None = None, timeout_s: float = 60.0
+) -> None:
+    """Raise :class:`ConfigError` naming the first out-of-range option of a load run."""
+    if not rate > 0:
+        raise ConfigError(f"--rate must be > 0 req/s, got {rate}")
+    if not duration_s > 0:
+        raise ConfigError(f"--duration must be > 0 s, got {duration_s}")
+    if slo_ms is not None and not slo_ms > 0:
+        raise ConfigError(f"--slo-ms must be > 0 ms, got {slo_ms}")
+    if not timeout_s > 0:
+        raise ConfigError(f"--timeout must be > 0 s, got {timeout_s}")
+
+
+def load_requests(images_dir: str | Path | None = None, input_name: str = "image") -> list[InferRequest]:
+    """Encode one infer request per image of ``images_dir``, or per bundled demo image by default."""
+    if images_dir is None:
+        from harpagon.serving.images import DEMO_IMAGE_NAMES, sample_images
+
+        payloads = [image.png for image in sample_images(DEMO_IMAGE_NAMES)]
+    else:
+        payloads = load_image_dir(images_dir)
+    return [encode_infer_request(payload, input_name) for payload in payloads]
+
+
+def build_schedule(arrivals: str, *, rate: float, duration_s: float, seed: int = 0) -> list[float]:
+    """Return the send offsets (s) of a load run: the arrival process ``arrivals`` at ``rate``.
+
+    ``arrivals`` is any process that ``harpagon simulate --arrivals`` accepts (uniform,
+    poisson, mmpp, trace:PATH), drawn with the same seed handling, so a load run and a
+    simulation with the same seed see the same arrival times.
+
+    Raises
+    ------
+    ConfigError
+        If the process name is unknown or the trace file cannot be read.
+    """
+    from harpagon.simulation.arrivals import make_arrivals
+
+    arrival_ms = make_arrivals(arrivals, rate, duration_s, np.random.default_rng([seed, 1]))
+    return [float(value) / 1000.0 for value in arrival_ms]
 
 
 # --- The open loop -------------------------------------------------------------------------
@@ -351,7 +409,7 @@ def summarize(
     errors_by_kind = Counter(r.error for r in records if r.error is not None)
     status_codes = Counter(str(r.status_code) for r in records if r.status_code is not None)
     finished = [r.done_s for r in records if r.done_s is not None]
-    elapsed_s = max(finished) if finished else 0.0
+    elapsed_s = max([duration_s, *finished])
 
     latency = _percentiles(latencies, {"p50": 50, "p90": 90, "p99": 99, "max": 100})
     latency["mean"] = float(np.mean(latencies)) if latencies else math.nan
@@ -445,3 +503,64 @@ def run_bench(
         "load run finished: %d ok, %d errors, %.1f req/s", report.ok, report.errors, report.throughput_rps
     )
     return report
+
+
+def run_bench_in_process(
+    base_url: str,
+    app: str,
+    requests: Sequence[InferRequest],
+    schedule_s: Sequence[float],
+    **options: Any,
+) -> BenchReport:
+    """Run :func:`run_bench` in a fresh child process and return its report.
+
+    Use this when the server runs in the calling process (``running_server`` puts the
+    frontend in a thread), so the generator and the frontend do not share one GIL.
+    ``options`` are the keyword arguments of :func:`run_bench`.
+    """
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as executor:
+        return executor.submit(run_bench, base_url, app, requests, schedule_s, **options).result()
+
+
+
+# --- Output ------------------------------------------------------------------------------------
+
+
+def write_report(report: BenchReport, path: str | Path) -> None:
+    """Write the report as JSON to ``path``."""
+    Path(path).write_text(json.dumps(report.to_dict(), indent=1) + "\n")
+
+
+def _format_ms(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.1f}"
+
+
+def print_report(report: BenchReport, console: Any) -> None:
+    """Print the report as a rich table, with a warning when the generator fell behind."""
+    from rich.table import Table
+
+    table = Table(title=f"Load run: {report.extra.get('url', '')}", show_header=False)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("offered rate", f"{report.offered_rate_rps:.2f} req/s over {report.duration_s:.1f} s")
+    table.add_row("throughput (HTTP 200)", f"{report.throughput_rps:.2f} req/s")
+    table.add_row("scheduled / sent / ok / errors", f"{report.scheduled} / {report.sent} / {report.ok} / {report.errors}")
+    for name in ("p50", "p90", "p99", "max", "mean"):
+        table.add_row(f"latency {name}", f"{_format_ms(report.latency_ms[name])} ms")
+    if report.slo_ms is None:
+        table.add_row("SLO attainment", "no SLO (pass --slo-ms)")
+    else:
+        table.add_row(f"SLO attainment ({report.slo_ms:g} ms)", f"{report.slo_attainment:.2%}")
+    table.add_row("send lag p99 / max", f"{_format_ms(report.send_lag_ms['p99'])} / {_format_ms(report.send_lag_ms['max'])} ms")
+    for code, count in report.status_codes.items():
+        table.add_row(f"HTTP {code}", str(count))
+    for kind, count in report.errors_by_kind.items():
+        table.add_row(f"error {kind}", str(count))
+    console.print(table)
+    lag_ms = report.send_lag_ms["p99"]
+    if not math.isnan(lag_ms) and lag_ms > LAG_WARNING_MS:
+        console.print(
+            f"[yellow]warning: the load generator sent its requests up to {lag_ms:.0f} ms late (p99); "
+            "the latencies include that lag. Lower --rate or give the generator a free core.[/yellow]"
+        )
