@@ -194,6 +194,12 @@ def _check_shared(
     # Returns (module -> worst member latency, module -> rate carried on shared machines).
     latency: dict[str, float] = defaultdict(float)
     carried: dict[str, float] = defaultdict(float)
+    # A module split over several destinations (groups and shared slots) deviates from each
+    # share by up to one request, so a member's batch keeps room for its share (step 5).
+    destinations = {m.name: len(m.groups) for m in plan.modules}
+    for machine in plan.shared_machines:
+        for member in machine.members:
+            destinations[member.module] = destinations.get(member.module, 0) + 1
     for index, machine in enumerate(plan.shared_machines):
         where = f"shared machine {index} ({machine.hardware})"
         if machine.hardware not in hardware:
@@ -204,10 +210,14 @@ def _check_shared(
             module = app.module(member.module)
             d = profiles[module.profile].batch_latency_ms(machine.hardware, member.batch_size)
             busy_ms += d
-            if member.batch_size < member.rate * machine.duty_cycle_ms / 1000.0 * (1 - REL_TOL):
+            share = member.rate / (plan.rate * module.rate_factor)
+            slack = slack_share(share, 1, Dispatch.BATCH_AWARE, destinations[member.module])
+            needed = member.rate * machine.duty_cycle_ms / 1000.0 + slack
+            if member.batch_size < needed * (1 - REL_TOL):
                 problems.append(
                     f"{where}: member {member.module} runs batch {member.batch_size} per "
-                    f"{machine.duty_cycle_ms:.6g} ms cycle, too small for {member.rate:.6g} req/s"
+                    f"{machine.duty_cycle_ms:.6g} ms cycle, too small for {member.rate:.6g} req/s "
+                    f"plus a split slack of {slack:.4g} requests"
                 )
             latency[member.module] = max(
                 latency[member.module], module.overhead_ms + machine.duty_cycle_ms + d

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harpagon.errors import ConfigError, InfeasiblePlan
+from harpagon.errors import ConfigError, InfeasiblePlan, InvalidPlan
 from harpagon.model import (
     Application,
     HardwareCatalog,
@@ -17,6 +17,11 @@ from harpagon.model import (
     Module,
     Profile,
     ProfileSet,
+    SharedMachine,
+    SharedMember,
+    make_group,
+    make_module_plan,
+    make_plan,
     validate_plan,
 )
 from harpagon.planning.baselines.nexus import (
@@ -63,11 +68,35 @@ def test_residual_batch_is_largest_that_fills_in_budget():
     config = module_config(one_module_app(400.0, 60.0), "m", LATENCIES, 60.0)
     assert config is not None and config.residual is not None
     residual_rate = 400.0 - 320.0 / 1.1
-    # d(b) + 1000 b / r_res <= 60: b = 2 gives 15 + 18.3; b = 4 gives 25 + 36.7 > 60.
+    slack = residual_rate / 400.0
+    # Cycle 1000 (b - s) / r_res: b = 4 gives 25 + 34.2 <= 60 ms; b = 8 gives 45 + 70.8.
+    assert config.residual.slack == pytest.approx(slack)
+    assert config.residual.batch_size == 4
+    cycle_ms = 1000.0 * (4 - slack) / residual_rate
+    assert config.residual.cycle_ms == pytest.approx(cycle_ms)
+    assert config.residual.occupancy == pytest.approx(25.0 / cycle_ms)
+    assert config.machines == pytest.approx(2 + 25.0 / cycle_ms)
+
+
+def test_residual_alone_has_no_slack():
+    # 100 req/s is below T(4) = 160: no saturated worker, the residual is the whole module.
+    config = module_config(one_module_app(100.0, 60.0), "m", LATENCIES, 60.0)
+    assert config is not None and config.residual is not None
+    assert config.workers == 0
+    assert config.residual.slack == 0.0
+    # b = 2: 15 + 20 = 35 ms; b = 4: 25 + 40 = 65 ms > 60 ms.
     assert config.residual.batch_size == 2
-    assert config.residual.cycle_ms == pytest.approx(2000.0 / residual_rate)
-    assert config.residual.occupancy == pytest.approx(15.0 / (2000.0 / residual_rate))
-    assert config.machines == pytest.approx(2 + config.residual.occupancy)
+    assert config.residual.cycle_ms == pytest.approx(20.0)
+
+
+def test_squishy_packing_member_batch_keeps_slack():
+    # Without slack a would run b = 2 next to b and fill the 40 ms cycle exactly (see
+    # test_squishy_packing_two_residuals_share_machine). With slack 0.5 it needs
+    # 40 * 50 / 1000 + 0.5 = 2.5 requests of room, so b = 4, and 25 + 25 = 50 ms > 40 ms.
+    a = Residual("a", 50.0, 4, 70.0, 110.0, LATENCIES, 0.5)
+    b = residual("b", 100.0, 4, 70.0)
+    machines = pack_residuals([a, b], "g")
+    assert len(machines) == 2
 
 
 def test_module_config_none_when_budget_below_twice_d():
@@ -284,3 +313,34 @@ def test_plan_rate_override():
     plan = plan_nexus(app, profiles(), catalog(), rate=900.0)
     assert plan.rate == 900.0
     validate_plan(plan, app.with_overrides(rate=900.0), profiles(), catalog())
+
+
+def test_validator_requires_shared_member_slack():
+    """A shared member beside a saturated group must keep its share of split slack.
+
+    A plan whose residual (109.1 req/s) ran b = 4 per 36.7 ms cycle, exactly its arrivals,
+    passed validation but overflowed one batch in simulation and exceeded its module
+    latency by about one module slot.
+    """
+    app = one_module_app(400.0, 70.0)
+    catalog = HardwareCatalog({"g": HardwareType("g", 1.0)})
+    profile_set = ProfileSet({"p": Profile("p", {"g": LATENCIES})})
+    main_rate = 320.0 / 1.1
+    residual_rate = 400.0 - main_rate
+
+    def plan_with_cycle(cycle_ms: float):
+        group = make_group(
+            hardware="g", batch_size=4, workers=2, rate=main_rate, dummy_rate=320.0 - main_rate,
+            dispatch="round_robin", overhead_ms=0.0, batch_latency_ms=25.0,
+        )
+        module = make_module_plan(
+            app, "m", [group], catalog, budget_ms=70.0, extra_latency_ms=cycle_ms + 25.0
+        )
+        machine = SharedMachine("g", cycle_ms, (SharedMember("m", 4, residual_rate),))
+        return make_plan(app, [module], catalog, policy="nexus", planning_ms=0.0,
+                         shared_machines=(machine,))
+
+    with pytest.raises(InvalidPlan, match="split slack of 0.2727 requests"):
+        validate_plan(plan_with_cycle(4000.0 / residual_rate), app, profile_set, catalog)
+    validate_plan(plan_with_cycle(1000.0 * (4 - residual_rate / 400.0) / residual_rate),
+                  app, profile_set, catalog)

@@ -8,15 +8,18 @@ delay) a module gets:
   ``w = n T``, so the model's round-robin bound ``o + d + n 1000 b / w`` equals Nexus's
   ``o + 2 d``. The real rate they carry leaves the split slack of a second destination,
   because the rest of the module's traffic goes elsewhere.
-- **a residual** ``r - r_main`` on a shared machine: the largest ``b`` whose batch fills
-  within its duty cycle, ``o + d(b) + 1000 b / r_res <= L``. Failing that, the ``b`` with the
-  lowest occupancy on a shorter cycle ``L - o - d(b)``. If the residual fits on no machine
-  the module takes one more saturated worker instead.
+- **a residual** ``r_res = r - r_main`` on a shared machine: the largest ``b`` whose batch
+  fills within its duty cycle, ``o + d(b) + 1000 (b - s) / r_res <= L``. Failing that, the
+  ``b`` with the lowest occupancy on a shorter cycle ``L - o - d(b)``. If the residual fits
+  on no machine the module takes one more saturated worker instead. The split slack ``s``
+  is the residual's share ``r_res / r`` when saturated workers carry the rest, else 0: the
+  split deviates by up to one request, so a batch keeps that much room.
 
 Residuals of all modules are then packed onto shared machines ("squishy bin packing"):
 items by falling occupancy, each into the fullest machine that still fits, where a
 machine's duty cycle is the least of its members' cycles, each member runs
-``b_i = ceil(cycle r_i / 1000)`` rounded up to a profiled size, and ``sum d(b_i) <= cycle``.
+``b_i = ceil(cycle r_i / 1000 + s_i)`` rounded up to a profiled size, and
+``sum d(b_i) <= cycle``.
 
 The SLO is split by dynamic programming over the module tree, with the SLO cut into
 ``num_steps`` equal steps and cost counted in fractional machines (saturated workers plus
@@ -82,6 +85,9 @@ class Residual:
     """Group budget left after the overhead: ``cycle + d(b_i)`` must stay within it."""
     batch_latency_ms: dict[int, float] = field(compare=False)
     """d(b) of the module's model on the plan's hardware type, by batch size."""
+    slack: float = 0.0
+    """Requests a batch keeps free for the split: the member's share of the module rate
+    when saturated workers carry the rest (the split deviates by up to one request), else 0."""
 
     @property
     def occupancy(self) -> float:
@@ -105,23 +111,25 @@ class NexusModule:
 
 
 def _residual(
-    name: str, rate: float, room_ms: float, latencies: dict[int, float]
+    name: str, rate: float, room_ms: float, latencies: dict[int, float], slack: float
 ) -> Residual | None:
-    # Nexus's rule first: the largest b whose batch fills within its cycle.
-    filled = [
-        b for b, d in latencies.items()
-        if d + 1000.0 * b / rate <= room_ms and d <= 1000.0 * b / rate
-    ]
+    # Nexus's rule first: the largest b whose batch (less the split slack) fills within
+    # its cycle, cycle = 1000 (b - slack) / r.
+    filled = []
+    for b, d in latencies.items():
+        cycle = 1000.0 * (b - slack) / rate
+        if cycle > 0 and d + cycle <= room_ms and d <= cycle:
+            filled.append((b, cycle))
     if filled:
-        b = max(filled)
-        return Residual(name, rate, b, 1000.0 * b / rate, room_ms, latencies)
+        b, cycle = max(filled)
+        return Residual(name, rate, b, cycle, room_ms, latencies, slack)
 
     # Otherwise a shorter cycle than the fill time, at the lowest occupancy.
     best: Residual | None = None
     for b, d in latencies.items():
         cycle = room_ms - d
-        if cycle > 0 and d <= cycle and b >= cycle * rate / 1000.0:
-            candidate = Residual(name, rate, b, cycle, room_ms, latencies)
+        if cycle > 0 and d <= cycle and b >= cycle * rate / 1000.0 + slack:
+            candidate = Residual(name, rate, b, cycle, room_ms, latencies, slack)
             if best is None or candidate.occupancy < best.occupancy:
                 best = candidate
     return best
@@ -152,15 +160,18 @@ def module_config(
     main_rate = 0.0
     if workers >= 1:
         main_rate = workers * full / (1.0 + full / (rate * b))
-    residual = _residual(name, rate - main_rate, room_ms, latencies)
+    residual_rate = rate - main_rate
+    slack = residual_rate / rate if workers >= 1 else 0.0
+    residual = _residual(name, residual_rate, room_ms, latencies, slack)
     if residual is None:
         return NexusModule(name, b, workers + 1, rate, None, float(workers + 1))
     return NexusModule(name, b, workers, main_rate, residual, workers + residual.occupancy)
 
 
 def _member_batch(residual: Residual, cycle_ms: float) -> int | None:
-    # The smallest profiled size that holds a cycle's arrivals and still meets the budget.
-    needed = cycle_ms * residual.rate / 1000.0 * (1.0 - 1e-12)
+    # The smallest profiled size that holds a cycle's arrivals plus the split slack and
+    # still meets the budget.
+    needed = (cycle_ms * residual.rate / 1000.0 + residual.slack) * (1.0 - 1e-12)
     for b in sorted(residual.batch_latency_ms):
         if b >= needed:
             if cycle_ms + residual.batch_latency_ms[b] <= residual.room_ms * (1 + 1e-12):
