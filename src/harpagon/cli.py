@@ -153,6 +153,78 @@ def plan_command(
 # --- simulate ---------------------------------------------------------------------------
 # (defined by harpagon.simulation)
 
+
+@app.command("simulate")
+@friendly_errors
+def simulate_command(
+    plan_path: str = typer.Argument(..., metavar="PLAN.json", help="Plan JSON file written by harpagon plan."),
+    app_spec: str = typer.Option(
+        None, "--app",
+        help="Application YAML file or shipped name. Default: the shipped application named in the plan.",
+    ),
+    profiles_path: str = typer.Option(
+        None, "--profiles", help="Profiles the plan was made with. Default: as for harpagon plan."
+    ),
+    hardware_path: str = typer.Option(
+        None, "--hardware", help="Hardware catalog the plan was made with. Default: as for harpagon plan."
+    ),
+    arrivals: str = typer.Option(
+        "uniform", "--arrivals",
+        help="Arrival process: uniform, poisson, mmpp (two-state bursts, same mean rate) "
+        "or trace:PATH (recorded timestamps scaled to the rate).",
+    ),
+    duration_s: float = typer.Option(60.0, "--duration", help="Simulated time in seconds."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same run."),
+    dispatch: str = typer.Option(
+        "planned", "--dispatch",
+        help="planned (each group's policy), batch_aware or round_robin.",
+    ),
+    jitter: float = typer.Option(
+        0.0, "--jitter", help="Batch times vary uniformly within +- FRACTION of the profile (0 <= FRACTION < 1)."
+    ),
+    fanout: str = typer.Option(
+        "deterministic", "--fanout", help="Requests per application request: deterministic or poisson."
+    ),
+    rate: float = typer.Option(
+        None, "--rate", help="Application arrival rate in req/s. Default: the plan's rate."
+    ),
+    json_path: str = typer.Option(None, "--json", help="Also write the report as JSON to this file."),
+) -> None:
+    """Simulate a plan in virtual time and report SLO attainment, latency, batches and cost."""
+    import json
+
+    import numpy as np
+
+    from harpagon.errors import ConfigError, InvalidPlan
+    from harpagon.model import load_plan
+    from harpagon.simulation import make_arrivals, render, simulate, summarize
+
+    plan = load_plan(plan_path)
+    application, profiles, hardware = _plan_inputs(app_spec or plan.app, profiles_path, hardware_path)
+    arrival_rate = plan.rate if rate is None else rate
+    if not arrival_rate > 0:
+        raise ConfigError(f"--rate must be > 0 req/s, got {arrival_rate}")
+    arrival_ms = make_arrivals(arrivals, arrival_rate, duration_s, np.random.default_rng([seed, 1]))
+    try:
+        run = simulate(
+            plan, application, profiles, hardware, arrival_ms, dispatch=dispatch,
+            jitter=jitter, fanout=fanout, seed=seed, rate=arrival_rate,
+        )
+    except InvalidPlan as err:
+        raise InvalidPlan(
+            err.problems + [
+                f"the plan was checked against {profiles.path} and {hardware.path}; "
+                "pass the --app, --profiles and --hardware it was made with"
+            ]
+        ) from err
+    report = summarize(run)
+    render(report, console)
+    if json_path is not None:
+        with open(json_path, "w") as handle:
+            json.dump(report, handle, indent=1)
+            handle.write("\n")
+        err_console.print(f"wrote {json_path}")
+
 # --- compare ----------------------------------------------------------------------------
 # (defined by harpagon.evaluation)
 
@@ -325,7 +397,6 @@ def profile_command(
             "source": f"{hardware}: {source}",
         }
         typer.echo(yaml.safe_dump(document, sort_keys=False, width=100), nl=False)
-
 
 # --- serve ------------------------------------------------------------------------------
 
