@@ -179,7 +179,7 @@ class _KindTable:
             return capacity * b / (b + self.T[kind] / r)
         return capacity * b / (b + capacity / r)
 
-    def workers_for_pair_rate(self, kind: np.ndarray, rate: float) -> np.ndarray:
+    def workers_for_pair_rate(self, kind: np.ndarray, rate: np.ndarray) -> np.ndarray:
         """Fewest workers whose :meth:`pair_max_rate` reaches ``rate`` (inverse formula)."""
         T = self.T[kind]
         b = self.b[kind]
@@ -477,50 +477,51 @@ def _main_residual_candidates(table: _KindTable) -> list[np.ndarray]:
             mains.append((int(kind), float(saturated_latency[kind])))
             best_efficiency = value
 
-    rows = []
-    for position, (main, start_ms) in enumerate(mains):
-        end_ms = mains[position + 1][1] if position + 1 < len(mains) else np.inf
-        rows.append(_main_alone(table, main, saturated_workers[main] + 1))
-        rows.append(_with_residual(table, main, saturated_workers[main], start_ms, end_ms))
-    return rows
+    main = np.array([kind for kind, _ in mains])
+    start_ms = np.array([latency for _, latency in mains])
+    end_ms = np.append(start_ms[1:], np.inf)
+    workers = saturated_workers[main]
+    return [_main_alone(table, main, workers + 1), _with_residual(table, main, workers, start_ms, end_ms)]
 
 
-def _main_alone(table: _KindTable, main: int, workers: float) -> np.ndarray:
+def _main_alone(table: _KindTable, main: np.ndarray, workers: np.ndarray) -> np.ndarray:
     # The alternative to a residual group: one more main worker.
-    if workers > table.quota[main]:
-        return np.zeros((0, 6))
-    kind = np.array([main])
-    count = np.array([workers])
-    return _rows(table.group_latency(kind, count), count * table.p[kind], kind, count)
+    keep = workers <= table.quota[main]
+    main, workers = main[keep], workers[keep]
+    return _rows(table.group_latency(main, workers), workers * table.p[main], main, workers)
 
 
 def _with_residual(
-    table: _KindTable, main: int, workers: float, start_ms: float, end_ms: float
+    table: _KindTable, main: np.ndarray, workers: np.ndarray, start_ms: np.ndarray,
+    end_ms: np.ndarray,
 ) -> np.ndarray:
-    # For each kind, the residual group of the fewest workers that carry what the main
-    # group leaves, and up to MAX_EXTRA_WORKERS more for tighter budgets. Only groups
-    # whose configuration is reached while ``main`` leads (latency < end_ms) count.
-    all_kinds = np.arange(len(table.ctx.kinds))
-    main_rate = float(table.pair_max_rate(np.array([main]), np.array([workers]))[0])
-    residual_rate = table.ctx.rate - main_rate * (1 - _RATE_TOL)
-    fewest = table.workers_for_pair_rate(all_kinds, residual_rate)
+    # For each main (rows) and each kind (columns), the residual group of the fewest
+    # workers that carry what the main group leaves, and up to MAX_EXTRA_WORKERS more for
+    # tighter budgets (third axis). Only configurations reached while the main leads
+    # (latency below end_ms) count.
+    num_kinds = len(table.ctx.kinds)
+    main_rate = table.pair_max_rate(main, workers) * (1 - _RATE_TOL)
+    residual_rate = table.ctx.rate - main_rate
+    fewest = table.workers_for_pair_rate(np.arange(num_kinds)[None, :], residual_rate[:, None])
     offsets = np.arange(MAX_EXTRA_WORKERS + 1)
-    kind = np.repeat(all_kinds, len(offsets))
-    residual_workers = fewest[kind] + np.tile(offsets, len(all_kinds))
-    same_type = table.hardware_index[kind] == table.hardware_index[main]
-    room = table.quota[kind] - np.where(same_type, workers, 0.0)
+    shape = (len(main), num_kinds, len(offsets))
+    residual_workers = (fewest[:, :, None] + offsets[None, None, :]).reshape(-1)
+    kind = np.broadcast_to(np.arange(num_kinds)[None, :, None], shape).reshape(-1)
+    lead = np.broadcast_to(np.arange(len(main))[:, None, None], shape).reshape(-1)
+
+    same_type = table.hardware_index[kind] == table.hardware_index[main[lead]]
+    room = table.quota[kind] - np.where(same_type, workers[lead], 0.0)
     keep = np.isfinite(residual_workers) & (residual_workers <= room)
     keep &= residual_workers <= table.min_workers[kind] + MAX_EXTRA_WORKERS
-    kind, residual_workers = kind[keep], residual_workers[keep]
+    kind, residual_workers, lead = kind[keep], residual_workers[keep], lead[keep]
 
-    latency = np.maximum(start_ms, table.group_latency(kind, residual_workers))
-    in_range = latency < end_ms
-    kind, residual_workers, latency = kind[in_range], residual_workers[in_range], latency[in_range]
-    cost = workers * table.p[main] + residual_workers * table.p[kind]
-    size = len(kind)
-    return _rows(
-        latency, cost, np.full(size, main), np.full(size, workers), kind, residual_workers
+    latency = np.maximum(start_ms[lead], table.group_latency(kind, residual_workers))
+    in_range = latency < end_ms[lead]
+    kind, residual_workers, lead, latency = (
+        kind[in_range], residual_workers[in_range], lead[in_range], latency[in_range]
     )
+    cost = workers[lead] * table.p[main[lead]] + residual_workers * table.p[kind]
+    return _rows(latency, cost, main[lead], workers[lead], kind, residual_workers)
 
 
 # --- Dummy generator --------------------------------------------------------------------
