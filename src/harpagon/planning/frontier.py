@@ -67,6 +67,9 @@ _RATE_TOL = 1e-9
 
 _COST_TOL = 1e-9
 
+_PAIR_BLOCK_ROWS = 512
+"""Rows per block in the pairwise passes, which bounds their memory to 512 x rows."""
+
 
 @dataclass(frozen=True)
 class BatchKind:
@@ -288,12 +291,16 @@ def _pareto(rows: np.ndarray, table: _KindTable) -> np.ndarray:
     # hardware, so usage of every quota-limited type is a dimension too.
     usage = _quota_usage(rows, table)
     values = np.column_stack([rows[:, 0], rows[:, 1], usage])
-    no_worse = (values[None, :, :] <= values[:, None, :] + 1e-12).all(axis=2)
-    better = (values[None, :, :] < values[:, None, :] - 1e-12).any(axis=2)
-    earlier = np.tri(len(rows), k=-1, dtype=bool)
-    # Row j removes row i when it is no worse everywhere and better somewhere, or when
-    # it is an identical row that comes first.
-    dominated = (no_worse & (better | earlier)).any(axis=1)
+    columns = np.arange(len(rows))
+    dominated = np.zeros(len(rows), dtype=bool)
+    for first in range(0, len(rows), _PAIR_BLOCK_ROWS):
+        i = np.arange(first, min(first + _PAIR_BLOCK_ROWS, len(rows)))
+        no_worse = (values[None, :, :] <= values[i, None, :] + 1e-12).all(axis=2)
+        better = (values[None, :, :] < values[i, None, :] - 1e-12).any(axis=2)
+        earlier = columns[None, :] < i[:, None]
+        # Row j removes row i when it is no worse everywhere and better somewhere, or
+        # when it is an identical row that comes first.
+        dominated[i] = (no_worse & (better | earlier)).any(axis=1)
     return rows[~dominated]
 
 
@@ -385,25 +392,28 @@ def _exact_pairs(table: _KindTable) -> np.ndarray:
     partner_class = np.where(limited, hardware, -1)
 
     # Row i: the slower group; column j: a partner no slower (earlier in the order).
+    # Rows go in blocks so that the matrices stay small for modules with many options.
     size = len(kind)
-    earlier = np.tri(size, dtype=bool)
-    carries = max_rate[None, :] + max_rate[:, None] >= table.ctx.rate
-    same_type = hardware[None, :] == hardware[:, None]
-    within_quota = ~same_type | (
-        workers[None, :] + workers[:, None] <= table.quota[kind][:, None]
-    )
-    eligible = earlier & carries & within_quota
+    columns = np.arange(size)
     rows = []
-    for value in np.unique(partner_class):
-        mask = eligible & (partner_class[None, :] == value)
-        priced = np.where(mask, cost[None, :], np.inf)
-        best = priced.argmin(axis=1)
-        found = np.isfinite(priced[np.arange(size), best])
-        i = np.nonzero(found)[0]
-        j = best[found]
-        rows.append(
-            _rows(latency[i], cost[i] + cost[j], kind[i], workers[i], kind[j], workers[j])
+    for first in range(0, size, _PAIR_BLOCK_ROWS):
+        i_all = np.arange(first, min(first + _PAIR_BLOCK_ROWS, size))
+        earlier = columns[None, :] <= i_all[:, None]
+        carries = max_rate[None, :] + max_rate[i_all, None] >= table.ctx.rate
+        same_type = hardware[None, :] == hardware[i_all, None]
+        within_quota = ~same_type | (
+            workers[None, :] + workers[i_all, None] <= table.quota[kind[i_all]][:, None]
         )
+        eligible = earlier & carries & within_quota
+        for value in np.unique(partner_class):
+            priced = np.where(eligible & (partner_class[None, :] == value), cost[None, :], np.inf)
+            best = priced.argmin(axis=1)
+            found = np.isfinite(priced[np.arange(len(i_all)), best])
+            i = i_all[found]
+            j = best[found]
+            rows.append(
+                _rows(latency[i], cost[i] + cost[j], kind[i], workers[i], kind[j], workers[j])
+            )
     return np.concatenate(rows)
 
 
