@@ -552,6 +552,40 @@ def bench_command(
         err_console.print(f"wrote {json_path}")
 
 
+# --- demo -------------------------------------------------------------------------------
+
+
+@app.command("demo")
+@friendly_errors
+def demo_command(
+    rate: float = typer.Option(
+        None, "--rate", help="Application rate, req/s. Default: the shipped ocr application's rate."
+    ),
+    duration_s: float = typer.Option(30.0, "--duration", help="Length of the measured load, s."),
+    json_path: str = typer.Option(
+        None, "--json", help='Also write {"planned": ..., "measured": ...} as JSON to this file.'
+    ),
+    port: int = typer.Option(0, "--port", help="Port of the demo server on 127.0.0.1; 0 picks a free one."),
+    policy: str = typer.Option("harpagon", "--policy", help="Planner that makes the plan."),
+) -> None:
+    """Profile the OCR models here, plan, serve and load the ocr app; print planned vs measured."""
+    import json
+    import logging
+
+    from harpagon.serving.demo import print_demo, run_demo
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+    result = run_demo(rate=rate, duration_s=duration_s, port=port, policy=policy)
+    print_demo(result, console)
+    if json_path is not None:
+        with open(json_path, "w") as handle:
+            json.dump(result.to_dict(), handle, indent=1)
+            handle.write("\n")
+        err_console.print(f"wrote {json_path}")
+
+
 def main() -> None:
     """Entry point for ``python -m harpagon``."""
     app()

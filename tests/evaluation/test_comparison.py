@@ -40,6 +40,7 @@ def test_summary_cost_ratios():
     assert row["cost_ratio_median"] == pytest.approx(1.0)
     assert row["cost_ratio_min"] == pytest.approx(0.5)
     assert row["cost_ratio_max"] == pytest.approx(1.5)
+    assert row["cost_ratio_geomean"] == pytest.approx(math.sqrt(1.5 * 0.5))
     assert row["cheaper_share"] == pytest.approx(0.5)
     assert row["compared"] == 2
 

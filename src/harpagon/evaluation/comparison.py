@@ -179,11 +179,17 @@ def _median(values: Iterable[float]) -> float:
     return statistics.median(values) if values else math.nan
 
 
+def _geomean(values: list[float]) -> float:
+    if not values:
+        return math.nan
+    return math.exp(statistics.fmean(math.log(v) for v in values))
+
+
 def summarize(outcomes: Sequence[Outcome], policies: Sequence[str]) -> dict[str, Any]:
     """Return the comparison figures as a JSON-ready dict.
 
     Per policy: cost ratio to harpagon on the workloads where both have a valid plan
-    (median, min, max, and the share where the policy is cheaper), the share of workloads
+    (median, min, max, geometric mean, and the share where the policy is cheaper), the share of workloads
     with a valid plan, the share whose plan met the SLO in simulation, and planning time
     (median and p99, ms). Overall: the share of workloads where harpagon's cost is within
     0.1% of optimal (among those where both are valid) and both over the fluid bound.
@@ -217,6 +223,7 @@ def summarize(outcomes: Sequence[Outcome], policies: Sequence[str]) -> dict[str,
             "cost_ratio_median": _median(ratios),
             "cost_ratio_min": min(ratios, default=math.nan),
             "cost_ratio_max": max(ratios, default=math.nan),
+            "cost_ratio_geomean": _geomean(ratios),
             "cheaper_share": cheaper / len(ratios) if ratios else math.nan,
             "compared": len(ratios),
             "valid_share": valid / num_workloads if num_workloads else math.nan,

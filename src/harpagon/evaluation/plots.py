@@ -45,7 +45,7 @@ def plot_comparison(
     """
     path = Path(path)
     others = [p for p in policies if p != REFERENCE]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(14, 5))
 
     # 1. Cost ratio boxes, one per policy.
     data = [_ratios(outcomes, p) or [float("nan")] for p in others]
@@ -65,17 +65,24 @@ def plot_comparison(
         rates = sorted({o.rate for o in chosen})
         if rate is None or rate not in rates:
             rate = rates[len(rates) // 2]
-        for policy in policies:
+        markers = "os^vD<>px*"
+        for index, policy in enumerate(policies):
             points = sorted(
                 (o.slo_ms, o.cost_per_hour)
                 for o in chosen
                 if o.policy == policy and o.rate == rate and o.valid
             )
-            if points:
-                slos, costs = zip(*points, strict=True)
-                right.plot(slos, costs, marker="o", label=policy)
+            if not points:
+                continue
+            slos, costs = zip(*points, strict=True)
+            # Lines overlap where policies agree: the reference goes on top, in black.
+            style = (
+                {"color": "black", "linewidth": 2.5, "zorder": 10}
+                if policy == REFERENCE else {"linewidth": 1.2, "alpha": 0.8}
+            )
+            right.plot(slos, costs, marker=markers[index % len(markers)], label=policy, **style)
         right.set_title(f"{app_name} at {rate:g} req/s")
-        right.legend(fontsize="small")
+        right.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     right.set_xlabel("SLO (ms)")
     right.set_ylabel("cost (USD/h)")
 

@@ -16,7 +16,7 @@ from rich.table import Table
 from harpagon.errors import ConfigError
 from harpagon.evaluation.comparison import DEFAULT_POLICIES, Outcome, run_comparison, summarize
 from harpagon.evaluation.plots import plot_comparison
-from harpagon.evaluation.report import summary_markdown
+from harpagon.evaluation.report import summary_markdown, summary_notes
 from harpagon.evaluation.suites import suite_workloads
 from harpagon.model.loading import resolve_application
 from harpagon.planning.registry import get_planner
@@ -127,7 +127,8 @@ def compare_suite(
     summary["seed"] = seed
     summary["simulate_s"] = simulate_s
     console.print(summary_table(summary))
-    console.print(summary_markdown(summary, f"{suite} suite").split("\n\n", 3)[-1])
+    for note in summary_notes(summary):
+        console.print(f"- {note}")
 
     if json_path is not None:
         data = {**summary, "outcomes": [asdict(o) for o in outcomes]}
