@@ -7,19 +7,20 @@ the residual group). Dummy requests cost nothing, so a group is fastest at full 
 (collection rate ``n T`` with ``T = 1000 b / d``). A configuration therefore has one
 lowest latency that does not depend on how the real rate is split, and it is feasible at
 every budget at or above that latency as long as its groups can carry ``r``. The frontier
-of a module is the Pareto set of (lowest latency, cost) over its configurations; the
-dummy generator (:func:`realize_groups`) later sets each group's real and dummy rate for
-the budget the module receives.
+of a module is the Pareto set of (lowest latency, cost) over its configurations. Once the
+module has a budget, the dummy generator (:func:`realize_groups`) sets each group's real
+and dummy rate.
 
-Search space, shared by every planner so that their costs compare:
+The search space of the exact frontier, which the ``optimal`` planner minimises over:
 
 - one group of ``n`` workers, ``ceil(r / T) <= n <= ceil(r / T) + MAX_EXTRA_WORKERS``;
 - two groups, each of ``n < ceil(r / T)`` workers (a group that could carry ``r`` alone
   makes the two-group configuration cost more than that group alone at the same latency);
 - never more workers of a type than its quota.
 
-This module does not look at the application graph; :mod:`harpagon.planning.splitting`
-chooses one frontier point per module.
+Harpagon's frontier picks from the same groups, so its cost is never below the optimum.
+This module does not look at the application graph, because
+:mod:`harpagon.planning.splitting` chooses one frontier point per module.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from harpagon.model.hardware import HardwareCatalog
 from harpagon.model.latency import (
     Dispatch,
     group_capacity,
-    group_latency_ms,
     max_period_ms,
     min_collection_rate,
     slack_share,
@@ -159,7 +159,7 @@ class _KindTable:
         hardware = sorted({k.hardware for k in ctx.kinds})
         self.hardware_index = np.array([hardware.index(k.hardware) for k in ctx.kinds])
         self.round_robin = ctx.dispatch is Dispatch.ROUND_ROBIN
-        # Fewest workers that carry the whole rate as one group.
+        # Minimum worker count that carries the whole rate as one group.
         self.min_workers = _ceil(ctx.rate / self.T)
 
     def group_latency(self, kind: np.ndarray, workers: np.ndarray) -> np.ndarray:
@@ -183,7 +183,7 @@ class _KindTable:
         return capacity * b / (b + capacity / r)
 
     def workers_for_pair_rate(self, kind: np.ndarray, rate: np.ndarray) -> np.ndarray:
-        """Fewest workers whose :meth:`pair_max_rate` reaches ``rate`` (inverse formula)."""
+        """Minimum worker count whose :meth:`pair_max_rate` reaches ``rate``."""
         T = self.T[kind]
         b = self.b[kind]
         r = self.ctx.rate
@@ -245,7 +245,7 @@ def module_context(
 
 
 # --- Candidate tables -------------------------------------------------------------------
-# A candidate table holds one row per configuration: latency, cost, then the kind index
+# A candidate table contains one row per configuration: latency, cost, then the kind index
 # and worker count of the first and second group (second kind -1 for one group).
 
 
@@ -342,10 +342,10 @@ def exact_frontier(ctx: ModuleContext, *, two_groups: bool = True) -> list[Front
     Notes
     -----
     Two-group configurations are found by taking each group option as the slower group
-    and pairing it with the cheapest faster option that carries the rest, per partner
-    hardware class (one class per quota-limited type, one for the others), which is
-    exact because within a class a cheaper partner also rents fewer limited workers.
-    Time O(G^2) for G group options (batch kinds x workers below ``ceil(r / T)``).
+    and pairing it with the cheapest faster option that carries the rest. The partner is
+    chosen per hardware class (one class per quota-limited type, one for the others).
+    That is exact because within a class a cheaper partner also rents fewer limited
+    workers. Time O(G^2) for G group options (batch kinds x workers below ``ceil(r / T)``).
 
     Examples
     --------
@@ -427,10 +427,10 @@ def harpagon_frontier(
 
     At a budget ``L`` the main group is the batch kind with the highest throughput per
     dollar ``T / p`` whose saturated group of ``n = floor(r / T) >= 1`` workers meets
-    ``L``. The residual rate goes to the cheapest group that carries it within ``L``;
-    the alternative is ``n + 1`` main workers and no residual; and the cheapest single
-    group that meets ``L`` is always a candidate. The frontier is the Pareto set of what
-    this rule returns over all budgets.
+    ``L``. The residual rate goes to the cheapest group that carries it within ``L``.
+    The alternative is ``n + 1`` main workers and no residual. The cheapest single group
+    that meets ``L`` is also a candidate. The frontier is the Pareto set of what this rule
+    returns over all budgets.
 
     ``two_groups=False`` keeps single groups only. ``dummies=False`` plans without
     padding: one group of the fewest workers, collecting only its real rate (two groups
@@ -582,7 +582,7 @@ def realize_groups(point: FrontierPoint, ctx: ModuleContext, budget_ms: float) -
         collection_rate = min(collection_rate, capacity)
         dummy_rate = collection_rate - rate
         if dummy_rate <= _RATE_TOL * rate:
-            # Rounding noise, not padding: the latency it would buy is below 1e-6 ms.
+            # Rounding noise, not padding: it would shorten the period by at most 1e-9 of it.
             dummy_rate = 0.0
         groups.append(
             make_group(
@@ -605,20 +605,3 @@ def _pair_max_rate(choice: GroupChoice, capacity: float, ctx: ModuleContext) -> 
         return capacity * b / (b + choice.kind.throughput / ctx.rate)
     return capacity * b / (b + capacity / ctx.rate)
 
-
-def lowest_latency_ms(point: FrontierPoint, ctx: ModuleContext) -> float:
-    """Return the point's lowest module latency recomputed with the model's formulas."""
-    latencies = []
-    for choice in point.groups:
-        kind = choice.kind
-        latencies.append(
-            group_latency_ms(
-                overhead_ms=ctx.overhead_ms,
-                batch_latency_ms=kind.batch_latency_ms,
-                batch_size=kind.batch_size,
-                workers=choice.workers,
-                collection_rate=group_capacity(kind.batch_size, kind.batch_latency_ms, choice.workers),
-                dispatch=ctx.dispatch,
-            )
-        )
-    return ctx.shaping_ms + max(latencies)

@@ -87,8 +87,8 @@ def require_frontiers(
 ) -> None:
     """Raise if a module has no configuration within the quotas.
 
-    ``unlimited(name)`` returns the module's frontier without quotas; its cheapest point
-    tells the user how many workers the module needs.
+    ``unlimited(name)`` returns the module's frontier without quotas. The error message
+    gives the worker counts of its cheapest point.
 
     Raises
     ------
@@ -113,10 +113,10 @@ def require_frontiers(
 def fluid_lower_bound(app: Application, contexts: Mapping[str, ModuleContext]) -> float:
     """Return the fluid lower bound on the cost of any plan, USD/h.
 
-    Every worker group pays at least ``p / T`` per request per second it carries, so a
+    Every worker group pays at least ``p / T`` per request per second it carries. So a
     module costs at least ``r_m`` divided by the best throughput per dollar ``T / p``
-    among the batch kinds that could meet the SLO with any number of workers
-    (``shaping + o + d < slo_ms``, plus ``d`` more under round-robin).
+    among the batch kinds that could meet the SLO with any number of workers. Such a kind
+    has ``shaping + o + d < slo_ms`` (``o + 2 d`` under round-robin).
     Returns ``inf`` when a module has no such kind.
     """
     total = 0.0

@@ -183,7 +183,7 @@ def choose_points(
         options={"mip_rel_gap": 0.0},
     )
     if result.status == 2 or result.x is None:
-        # The SLO holds at the fastest points, so only the quotas can be at fault.
+        # The fastest points meet the SLO, so only the quotas can be at fault.
         usage: dict[str, int] = {}
         for name in order:
             cheapest = min(frontiers[name], key=lambda p: p.cost_per_hour)

@@ -18,6 +18,8 @@ from harpagon.model.application import Application
 from harpagon.model.hardware import HardwareCatalog
 from harpagon.model.plan import Plan
 from harpagon.model.profiles import ProfileSet
+from harpagon.planning.harpagon import plan_harpagon
+from harpagon.planning.optimal import plan_optimal
 
 __all__ = ["Planner", "Policy", "get_planner", "known_policies", "register"]
 
@@ -50,7 +52,10 @@ class Planner(Protocol):
     ) -> Plan: ...
 
 
-_PLANNERS: dict[str, Callable[..., Plan]] = {}
+_PLANNERS: dict[str, Callable[..., Plan]] = {
+    Policy.HARPAGON.value: plan_harpagon,
+    Policy.OPTIMAL.value: plan_optimal,
+}
 _BASELINES_MODULE = "harpagon.planning.baselines"
 
 
@@ -68,17 +73,9 @@ def register(name: str | Policy, planner: Callable[..., Plan], *, replace: bool 
     _PLANNERS[key] = planner
 
 
-def _load_builtin() -> None:
-    # Imported here, not at module level, because the planners import the model and
-    # the baselines import this registry.
-    from harpagon.planning.harpagon import plan_harpagon
-    from harpagon.planning.optimal import plan_optimal
-
-    _PLANNERS.setdefault(Policy.HARPAGON.value, plan_harpagon)
-    _PLANNERS.setdefault(Policy.OPTIMAL.value, plan_optimal)
-
-
 def _load_baselines() -> None:
+    # Imported on first use, not at module level, because the baselines package imports
+    # this module to register itself.
     try:
         importlib.import_module(_BASELINES_MODULE)
     except ModuleNotFoundError as err:
@@ -88,7 +85,6 @@ def _load_baselines() -> None:
 
 def known_policies() -> list[str]:
     """Return the registered policy names, built-in and baseline ones, sorted."""
-    _load_builtin()
     _load_baselines()
     return sorted(_PLANNERS)
 
@@ -102,7 +98,6 @@ def get_planner(name: str | Policy) -> Callable[..., Plan]:
         If no planner has that name; the message lists the known ones.
     """
     key = name.value if isinstance(name, Policy) else str(name)
-    _load_builtin()
     if key not in _PLANNERS:
         _load_baselines()
     try:

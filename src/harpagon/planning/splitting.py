@@ -184,9 +184,10 @@ def split_by_efficiency(
 
     Every module starts at its fastest point. While quotas are exceeded, the move that
     frees the most over-quota workers is taken. Then, repeatedly, the move that saves the
-    most USD/h per ms of latency added is taken, looking at every point of a module's
-    frontier (frontiers are not convex), among moves that keep every path through the
-    module within the SLO and the quotas. It stops when no move saves money.
+    most USD/h per ms of latency added is taken. Moves may go to any point of a module's
+    frontier, not only the next one, because frontiers are not convex. A move must keep
+    every path through the module within the SLO and the quotas. The split stops when no
+    move saves money.
 
     Raises
     ------
@@ -230,8 +231,8 @@ def split_by_efficiency(
 
 
 def _best_saving_move(state: _State) -> tuple[str, int] | None:
-    # The move with the highest (USD/h saved per ms added, USD/h saved). Plain loops: the
-    # frontiers hold tens of points, where numpy's per-call overhead dominates.
+    # The move with the highest (USD/h saved per ms added, USD/h saved). It uses plain
+    # loops because frontiers contain tens of points, where numpy's call overhead dominates.
     through = state.paths.through_ms(state.latencies())
     room_tol = _TOL * max(1.0, abs(state.app.slo_ms))
     best_key: tuple[float, float] | None = None
@@ -352,9 +353,9 @@ def reassign_slack(
 
     A module gains in two ways: its frontier may have a cheaper point within the larger
     budget (taken when the quotas allow), or its groups need less padding. Modules are
-    visited by their padding share at their current latency, largest first; each takes
+    visited by their padding share at their current latency, largest first. Each takes
     the slack left on its longest path, up to the budget where it needs no more padding
-    than the overflow bound. Returns the points and the budgets (ms); the budgets on every
+    than the overflow bound. Returns the points and the budgets (ms). The budgets on every
     path add up to at most the SLO.
     """
     quotas = dict(quotas or {})
