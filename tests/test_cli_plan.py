@@ -94,7 +94,7 @@ def test_plan_writes_valid_json(files, policy):
     validate_plan(plan, app, load_profiles(files["profiles"]), load_hardware(files["hardware"]))
 
 
-def test_plan_rate_slo_and_headroom_override(files):
+def test_plan_overrides_rate_and_slo(files):
     output = files["dir"] / "plan.json"
     result = _plan(files, "--rate", "200", "--headroom", "0.5", "--slo-ms", "300", "-o", str(output))
     assert result.exit_code == 0, result.output

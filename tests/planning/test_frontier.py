@@ -32,8 +32,8 @@ def _summary(points: list[FrontierPoint]) -> list[tuple[float, float, str]]:
     return [(round(p.latency_ms, 4), round(p.cost_per_hour, 4), p.describe()) for p in points]
 
 
-# At 450 req/s: one "big" worker carries at most 400 * 16 / (16 + 400 / 450) = 378.95 req/s
-# as a main group, leaving 71.05 req/s; one "small" worker carries up to
+# At 450 req/s, one "big" worker carries at most 400 * 16 / (16 + 400 / 450) = 378.95 req/s
+# as a main group, which leaves 71.05 req/s. One "small" worker carries up to
 # 200 / (1 + 200 / 450) = 138.46 req/s as a residual group. The pair costs 1.8 USD/h at
 # latency max(40 + 40, 5 + 5) = 80 ms. Single groups: "big" needs 2 workers (60 ms, 2 USD/h),
 # "small" 3 workers (5 + 5 / 3 = 6.667 ms, 2.4 USD/h) and up to 7 (5 + 5 / 7 ms, 5.6 USD/h).
@@ -56,7 +56,7 @@ def test_harpagon_frontier_hand_computed():
     assert _summary(harpagon_frontier(_context(450.0))) == EXPECTED_450
 
 
-def test_frontier_latency_includes_shaping_and_overhead():
+def test_frontier_adds_shaping_and_overhead():
     points = exact_frontier(_context(450.0, overhead_ms=2.0, shaping_ms=3.0))
     assert points[-1].latency_ms == pytest.approx(85.0)
     assert points[0].latency_ms == pytest.approx(5 + 5 / 7 + 5.0)
@@ -68,7 +68,7 @@ def test_frontier_single_group_only():
     assert points[-1].cost_per_hour == pytest.approx(2.0)
 
 
-def test_frontier_without_dummies_uses_real_rate():
+def test_frontier_without_dummies():
     # Without padding a group collects 450 req/s: "big" b16 waits 1000 * 16 / 450 ms.
     points = harpagon_frontier(_context(450.0), dummies=False)
     by_kind = {p.groups[0].kind.hardware: p for p in points}
@@ -78,7 +78,7 @@ def test_frontier_without_dummies_uses_real_rate():
     assert by_kind["small"].groups[0].workers == 3
 
 
-def test_frontier_round_robin_latency_is_two_batches():
+def test_round_robin_two_batch_latency():
     # Round-robin at full padding waits n * d / n = d, whatever the worker count.
     points = exact_frontier(_context(450.0, kinds=(BIG,), dispatch=Dispatch.ROUND_ROBIN))
     assert _summary(points) == [(80.0, 2.0, "2 x big b16")]
@@ -92,7 +92,7 @@ def test_frontier_respects_quota():
     assert (6.0, 4.0, "5 x small b1") not in _summary(points)
 
 
-def test_frontier_quota_keeps_dearer_point_on_other_hardware():
+def test_quota_keeps_other_hardware_point():
     # With a quota on "small", the 1.8 USD/h pair and the 2 USD/h "big" pair of workers
     # both stay: the second rents no "small" worker.
     small = BatchKind("small", 1, 5.0, 0.8, 4)
@@ -105,7 +105,7 @@ def test_frontier_quota_keeps_dearer_point_on_other_hardware():
     assert (round(40 + 40 / 3, 4), 3.0, "3 x big b16") in summary
 
 
-def test_realize_pair_sets_main_rate_and_residual_dummies():
+def test_realize_pair_rates_and_dummies():
     point = exact_frontier(_context(450.0))[-1]
     main, residual = realize_groups(point, _context(450.0), 80.0)
     main_rate = 400 * 16 / (16 + 400 / 450)
@@ -121,7 +121,7 @@ def test_realize_pair_sets_main_rate_and_residual_dummies():
     assert residual.dummy_rate == pytest.approx(residual_rate / (1 - share) - residual_rate)
 
 
-def test_realize_single_group_pads_only_for_budget():
+def test_realize_single_pads_for_budget():
     point = FrontierPoint(60.0, 2.0, (GroupChoice(BIG, 2),))
     ctx = _context(450.0)
     (relaxed,) = realize_groups(point, ctx, 100.0)
@@ -140,7 +140,7 @@ def test_realize_below_lowest_latency_raises():
         realize_groups(point, _context(450.0), 50.0)
 
 
-def test_module_context_unknown_hardware_raises(make_profiles, make_hardware):
+def test_context_without_catalog_hardware_raises(make_profiles, make_hardware):
     profiles = make_profiles({"p": {"tpu": {1: 2.0}}})
     with pytest.raises(ConfigError, match=r"profiled on tpu, but the hardware catalog .* offers t4"):
         module_context(
@@ -149,7 +149,7 @@ def test_module_context_unknown_hardware_raises(make_profiles, make_hardware):
         )
 
 
-def test_module_context_skips_hardware_outside_catalog(make_profiles, make_hardware):
+def test_context_skips_uncatalogued_hardware(make_profiles, make_hardware):
     profiles = make_profiles({"p": {"tpu": {1: 2.0}, "t4": {1: 3.0, 4: 9.0}}})
     ctx = module_context(
         name="m", rate=10.0, overhead_ms=0.0, shaping_ms=0.0,

@@ -51,8 +51,8 @@ def test_plan_detector_uses_main_and_residual(inputs):
 def test_fluid_lower_bound_hand_computed(inputs):
     app, profiles, hardware = inputs
     plan = plan_harpagon(app, profiles, hardware)
-    # det: best 400 req/s per USD/h (big b16) for 450 req/s; cls at 900 req/s: big b8 gives
-    # 800 req/s per USD/h, small b2 gives 666.7 / 0.8 = 833.3.
+    # det at 450 req/s: the best is 400 req/s per USD/h (big b16). cls at 900 req/s: big b8
+    # gives 800 req/s per USD/h, small b2 gives 666.7 / 0.8 = 833.3.
     assert plan.lower_bound_cost_per_hour == pytest.approx(450 / 400 + 900 / (2000 / 3 / 0.8))
 
 
@@ -79,7 +79,7 @@ def test_invalid_rate_options_raise(inputs, options, message):
 
 
 @pytest.mark.parametrize("planner", [plan_harpagon, plan_optimal])
-def test_slo_below_fastest_path_names_module_minimums(make_app, make_profiles, make_hardware, planner):
+def test_infeasible_slo_names_module_minimums(make_app, make_profiles, make_hardware, planner):
     app = make_app([("det", "det", 1.0), ("cls", "cls")], [("det", "cls")], rate=100.0, slo_ms=5.0)
     profiles = make_profiles(PROFILES)
     # At 100 req/s one small worker carries each module, so the fastest groups have
@@ -112,7 +112,7 @@ def test_quota_respected(make_app, make_profiles, make_hardware, planner):
 
 
 @pytest.mark.parametrize("planner", [plan_harpagon, plan_optimal])
-def test_quota_too_small_names_hardware_and_workers(make_app, make_profiles, make_hardware, planner):
+def test_small_quota_names_workers(make_app, make_profiles, make_hardware, planner):
     # The detector needs 1000 / 400 -> 3 big workers (or small ones, quota 0).
     app = make_app([("det", "det")], rate=1000.0, slo_ms=500.0)
     hardware = make_hardware(PRICES, {"big": 2, "small": 0})
@@ -120,7 +120,7 @@ def test_quota_too_small_names_hardware_and_workers(make_app, make_profiles, mak
         planner(app, make_profiles(PROFILES), hardware)
 
 
-def test_joint_quota_too_small_names_hardware(make_app, make_profiles, make_hardware):
+def test_joint_quota_names_hardware(make_app, make_profiles, make_hardware):
     # Each module alone fits in 2 big workers, both together need 4 against a quota of 3.
     app = make_app([("a", "det"), ("b", "det")], [("a", "b")], rate=700.0, slo_ms=500.0)
     hardware = make_hardware({"big": 1.0}, {"big": 3})
@@ -129,7 +129,7 @@ def test_joint_quota_too_small_names_hardware(make_app, make_profiles, make_hard
             planner(app, make_profiles({"det": {"big": {16: 40.0}}}), hardware)
 
 
-def test_round_robin_option_uses_round_robin_groups(inputs):
+def test_round_robin_option(inputs):
     app, profiles, hardware = inputs
     plan = plan_harpagon(app, profiles, hardware, dispatch="round_robin", policy="harpagon-rr")
     assert plan.policy == "harpagon-rr"

@@ -29,7 +29,7 @@ def test_choose_points_beats_greedy_trap(make_app):
     assert {name: p.cost_per_hour for name, p in chosen.items()} == {"a": 10, "b": 1}
 
 
-def test_choose_points_fork_join_matches_enumeration(make_app):
+def test_choose_points_fork_join(make_app):
     app = make_app(
         [("a", "p"), ("b", "p"), ("c", "p"), ("d", "p")],
         [("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")],

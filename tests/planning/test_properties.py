@@ -208,7 +208,7 @@ def split_rate_cases(draw, make_app, make_profiles, make_hardware):
     return app, make_profiles(table), make_hardware(prices, quotas)
 
 
-def test_optimal_matches_brute_force_split_rates(make_app, make_profiles, make_hardware):
+def test_optimal_brute_force_split_rates(make_app, make_profiles, make_hardware):
     @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(split_rate_cases(make_app, make_profiles, make_hardware))
     def check(case):

@@ -32,8 +32,8 @@ def _costs(chosen: dict[str, FrontierPoint]) -> dict[str, float]:
 
 
 def test_split_chain_takes_best_saving_per_ms(make_app):
-    # Start 10 + 5 ms. Steps: a to 20 ms (0.4 USD/h per ms), b to 15 ms (0.3), b to 30 ms
-    # (0.2); a to 40 ms no longer fits. Final 20 + 30 = 50 ms at 6 + 2 USD/h, the optimum.
+    # Start at 10 + 5 ms. Steps: a to 20 ms (0.4 USD/h per ms), b to 15 ms (0.3), b to
+    # 30 ms (0.2). Then a to 40 ms no longer fits. Final 20 + 30 = 50 ms at 6 + 2 USD/h.
     app = make_app([("a", "p"), ("b", "p")], [("a", "b")], slo_ms=50.0)
     frontiers = {
         "a": _frontier((10, 10), (20, 6), (40, 1)),
@@ -52,7 +52,7 @@ def test_split_looks_past_next_point(make_app):
 
 def test_split_fork_join_checks_every_path(make_app):
     # a -> b -> d and a -> c -> d. c moving to 40 ms (7 USD/h over 15 ms) fills the SLO on
-    # its path; b can still move to 30 ms because its path is then 50 ms.
+    # its path. b can still move to 30 ms because its path is then 50 ms.
     app = make_app(
         [("a", "p"), ("b", "p"), ("c", "p"), ("d", "p")],
         [("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")],
@@ -70,7 +70,7 @@ def test_split_fork_join_checks_every_path(make_app):
     assert Paths.of(app).critical_path(latency) == (60.0, ["a", "c", "d"])
 
 
-def test_split_slo_below_fastest_path_names_path(make_app):
+def test_split_infeasible_slo_names_path(make_app):
     app = make_app(
         [("a", "p"), ("b", "p"), ("c", "p")], [("a", "b"), ("a", "c")], slo_ms=20.0
     )
@@ -87,8 +87,8 @@ def test_split_slo_below_fastest_path_names_path(make_app):
         split_by_efficiency(app, frontiers)
 
 
-def test_split_meets_quota_by_moving_off_scarce_hardware(make_app):
-    # Both modules are cheapest on "gpu" (2 workers each) but the quota is 3; moving b to
+def test_split_moves_off_scarce_hardware(make_app):
+    # Both modules are cheapest on "gpu" (2 workers each) but the quota is 3. Moving b to
     # "cpu" costs 1 USD/h more than moving a.
     app = make_app([("a", "p"), ("b", "p")], [("a", "b")], slo_ms=100.0)
     frontiers = {
@@ -107,8 +107,8 @@ def test_split_quota_too_small_names_hardware(make_app):
         split_by_efficiency(app, frontiers, {"gpu": 3})
 
 
-def test_split_evenly_shares_slo_by_longest_chain(make_app):
-    # Longest chains: a, b and d lie on a 3-module path, c only on a 2-module one.
+def test_even_split_by_longest_chain(make_app):
+    # a, b and d lie on a path of 3 modules, c only on paths of 2.
     app = make_app(
         [("a", "p"), ("b", "p"), ("c", "p"), ("d", "p")],
         [("a", "b"), ("b", "d"), ("a", "c")],
@@ -120,7 +120,7 @@ def test_split_evenly_shares_slo_by_longest_chain(make_app):
     assert _costs(chosen) == {"a": 4, "b": 4, "c": 1, "d": 4}
 
 
-def test_split_evenly_share_too_small_raises(make_app):
+def test_even_split_share_too_small(make_app):
     app = make_app([("a", "p"), ("b", "p")], [("a", "b")], slo_ms=30.0)
     frontiers = {"a": _frontier((20, 1)), "b": _frontier((5, 1))}
     with pytest.raises(InfeasiblePlan, match="gives module 'a' 15 ms, but it needs at least 20 ms"):
@@ -137,7 +137,7 @@ def _padded_contexts() -> dict[str, ModuleContext]:
     }
 
 
-def test_reassign_gives_slack_to_most_padded_first(make_app):
+def test_reassign_most_padded_first(make_app):
     app = make_app([("a", "p"), ("b", "p")], [("a", "b")], slo_ms=70.0)
     contexts = _padded_contexts()
     frontiers = {name: exact_frontier(ctx) for name, ctx in contexts.items()}
@@ -146,14 +146,14 @@ def test_reassign_gives_slack_to_most_padded_first(make_app):
     assert chosen["b"].latency_ms == pytest.approx(16.0)
 
     # b (share 0.6) goes first and takes 12 of the 14 ms of slack, up to 28 ms where it
-    # needs no padding; a takes the 2 ms left.
+    # needs no padding. Then a takes the 2 ms left.
     points, budgets = reassign_slack(app, chosen, frontiers, contexts)
     assert points == chosen
     assert budgets["b"] == pytest.approx(28.0)
     assert budgets["a"] == pytest.approx(42.0)
 
 
-def test_reassign_moves_to_cheaper_point_within_slack(make_app):
+def test_reassign_takes_cheaper_point(make_app):
     app = make_app([("a", "p"), ("b", "p")], [("a", "b")], slo_ms=100.0)
     contexts = _padded_contexts()
     frontiers = {name: exact_frontier(ctx) for name, ctx in contexts.items()}
