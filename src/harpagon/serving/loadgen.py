@@ -80,17 +80,32 @@ class _ClientShards:
     """
 
     def __init__(self, max_in_flight: int, timeout_s: float) -> None:
-        count = -(-max_in_flight // _CONNECTIONS_PER_CLIENT)
-        limits = httpx.Limits(
+        self.max_clients = -(-max_in_flight // _CONNECTIONS_PER_CLIENT)
+        self.limits = httpx.Limits(
             max_connections=_CONNECTIONS_PER_CLIENT,
             max_keepalive_connections=_CONNECTIONS_PER_CLIENT,
         )
-        self.clients = [httpx.AsyncClient(limits=limits, timeout=timeout_s) for _ in range(count)]
-        self.in_flight = [0] * count
+        self.timeout_s = timeout_s
+        # Building an SSL context takes milliseconds, so all clients share one.
+        self.ssl_context = httpx.create_ssl_context()
+        self.clients: list[httpx.AsyncClient] = []
+        self.in_flight: list[int] = []
+
+    def _pick(self) -> int:
+        # The least busy client, or a new one once every client's connections are in use.
+        if self.clients:
+            shard = min(range(len(self.clients)), key=self.in_flight.__getitem__)
+            if self.in_flight[shard] < _CONNECTIONS_PER_CLIENT or len(self.clients) >= self.max_clients:
+                return shard
+        self.clients.append(
+            httpx.AsyncClient(limits=self.limits, timeout=self.timeout_s, verify=self.ssl_context)
+        )
+        self.in_flight.append(0)
+        return len(self.clients) - 1
 
     async def post(self, url: str, request: InferRequest) -> httpx.Response:
-        """Send one POST through the client with the fewest pending requests."""
-        shard = min(range(len(self.clients)), key=self.in_flight.__getitem__)
+        """Send one POST through the least busy client, adding a client when all are busy."""
+        shard = self._pick()
         self.in_flight[shard] += 1
         try:
             return await self.clients[shard].post(url, content=request.body, headers=request.headers)
