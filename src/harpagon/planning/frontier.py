@@ -480,11 +480,12 @@ def _main_residual_candidates(table: _KindTable) -> list[np.ndarray]:
     efficiency = table.T[candidates] / table.p[candidates]
     order = np.lexsort((-efficiency, saturated_latency[candidates]))
     mains: list[tuple[int, float]] = []
-    best_efficiency = -np.inf
-    for kind in candidates[order]:
-        value = table.T[kind] / table.p[kind]
+    best_efficiency = -math.inf
+    for kind, value, latency in zip(
+        candidates[order].tolist(), efficiency[order].tolist(), saturated_latency[candidates][order].tolist()
+    ):
         if value > best_efficiency * (1 + 1e-12):
-            mains.append((int(kind), float(saturated_latency[kind])))
+            mains.append((kind, latency))
             best_efficiency = value
 
     main = np.array([kind for kind, _ in mains])

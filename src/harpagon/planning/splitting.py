@@ -57,10 +57,18 @@ class Paths:
         """Return, per module, the longest source-to-sink latency of a path through it."""
         before: dict[str, float] = {}
         for name in self.order:
-            before[name] = max((before[p] for p in self.predecessors[name]), default=0.0) + latency_ms[name]
+            longest = 0.0
+            for predecessor in self.predecessors[name]:
+                if before[predecessor] > longest:
+                    longest = before[predecessor]
+            before[name] = longest + latency_ms[name]
         after: dict[str, float] = {}
         for name in reversed(self.order):
-            after[name] = max((after[s] for s in self.successors[name]), default=0.0) + latency_ms[name]
+            longest = 0.0
+            for successor in self.successors[name]:
+                if after[successor] > longest:
+                    longest = after[successor]
+            after[name] = longest + latency_ms[name]
         return {name: before[name] + after[name] - latency_ms[name] for name in self.order}
 
     def critical_path(self, latency_ms: Mapping[str, float]) -> tuple[float, list[str]]:
@@ -127,6 +135,14 @@ class _State:
         self.cost_per_hour = {
             name: [p.cost_per_hour for p in points] for name, points in frontiers.items()
         }
+        self.ordered = {
+            name: all(
+                a < b and c > d
+                for a, b, c, d in zip(lat, lat[1:], self.cost_per_hour[name], self.cost_per_hour[name][1:])
+            )
+            for name, lat in self.latency_ms.items()
+        }
+        """Whether a frontier's latencies rise and its costs fall along the list."""
         self.usage: dict[str, int] = {}
         for name in self.paths.order:
             self._add_usage(self.point(name), +1)
@@ -244,9 +260,16 @@ def _best_saving_move(state: _State) -> tuple[str, int] | None:
         base_latency, base_cost = latencies[current], costs[current]
         limit = base_latency + state.app.slo_ms - through[name] + room_tol
         floor = base_cost - _TOL * max(1.0, base_cost)
-        for index, latency in enumerate(latencies):
-            cost = costs[index]
-            if latency > limit or cost >= floor:
+        # On a frontier sorted by latency with falling costs, only later points save money
+        # and the scan can stop at the first point past the slack.
+        ordered = state.ordered[name]
+        for index in range(current + 1 if ordered else 0, len(latencies)):
+            latency, cost = latencies[index], costs[index]
+            if latency > limit:
+                if ordered:
+                    break
+                continue
+            if cost >= floor:
                 continue
             added = latency - base_latency
             saved = base_cost - cost
