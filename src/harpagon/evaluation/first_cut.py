@@ -1,7 +1,7 @@
 """What the exact dispatcher bound costs against the first-cut latency formula.
 
 The model in :mod:`harpagon.model.latency` charges a batch-aware group
-``shaping + o + d + 1000 b / w`` and asks for split slack; the first-cut formula is
+``shaping + o + d + 1000 b / w`` and requires split slack. The first-cut formula is
 ``o + d + 1000 (b - 1) / w`` with neither. This evaluation-only variant plans a workload
 under both with the same simple planner, so the ratio isolates the formula: one
 batch-aware group per module padded to full throughput (``w = n T``), ``n`` from
@@ -25,7 +25,7 @@ __all__ = ["LatencyFormula", "first_cut_cost_ratio", "plan_cost"]
 
 
 class LatencyFormula(str, Enum):
-    """Which group latency formula the variant planner uses."""
+    """Group latency formula of the variant planner."""
 
     EXACT = "exact"
     FIRST_CUT = "first_cut"

@@ -23,7 +23,7 @@ class SimulationCheck:
 def simulate_uniform(plan: Plan, workload: Workload, seconds: float) -> SimulationCheck:
     """Simulate ``plan`` for ``seconds`` of uniform arrivals at the plan's rate.
 
-    Every group runs its own planned dispatch policy; fan-out is deterministic.
+    Every group runs its own planned dispatch policy, and fan-out is deterministic.
 
     Raises
     ------

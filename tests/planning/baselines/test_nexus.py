@@ -39,7 +39,7 @@ def one_module_app(rate: float, slo_ms: float, overhead_ms: float = 0.0) -> Appl
     return Application("one", rate, slo_ms, (Module("m", "p", overhead_ms),))
 
 
-def test_saturated_batch_is_largest_with_twice_d_in_budget():
+def test_saturated_batch_largest_within_budget():
     # 2 d(b) <= 60 holds for b = 1, 2, 4 (d = 25) and fails for b = 8 (d = 45).
     config = module_config(one_module_app(400.0, 60.0), "m", LATENCIES, 60.0)
     assert config is not None

@@ -3,8 +3,8 @@
 Every module runs one worker group fed by a central queue, modelled as batch-aware dispatch
 without dummy requests (``latency = shaping + o + d + 1000 b / r``). The planner starts each
 module on its fastest hardware at its smallest batch size with as many workers as the rate
-needs, then repeatedly applies the single action that lowers the plan's cost most while every
-path stays within the SLO:
+needs. Then it repeatedly applies the single action that lowers the plan's cost most while
+every path stays within the SLO:
 
 - **IncreaseBatch**: move to the next larger profiled batch size at which fewer workers carry
   the rate (profiled sizes are sparse, so a one-size step often frees no worker and would end
@@ -213,8 +213,9 @@ def plan_inferline(
 
     Notes
     -----
-    Each round tries O(modules) actions and checks each in O(modules + edges); the cost
-    falls every round, so the rounds are bounded by the batch sizes and hardware types.
+    Each round tries O(modules) actions and checks each in O(modules + edges). A module's
+    hardware only gets cheaper, and on one type its batch size only grows, so there are at
+    most O(modules x hardware types x batch sizes) rounds besides worker removals.
     """
     start = time.perf_counter()
     app = planned_application(app, rate, headroom)

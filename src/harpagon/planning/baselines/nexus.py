@@ -15,11 +15,11 @@ delay) a module gets:
   is the residual's share ``r_res / r`` when saturated workers carry the rest, else 0: the
   split deviates by up to one request, so a batch keeps that much room.
 
-Residuals of all modules are then packed onto shared machines ("squishy bin packing"):
-items by falling occupancy, each into the fullest machine that still fits, where a
-machine's duty cycle is the least of its members' cycles, each member runs
-``b_i = ceil(cycle r_i / 1000 + s_i)`` rounded up to a profiled size, and
-``sum d(b_i) <= cycle``.
+Residuals of all modules are then packed onto shared machines ("squishy bin packing").
+Items go in order of falling occupancy, each into the fullest machine that still fits. A
+machine's duty cycle is the minimum of its members' cycles, each member runs
+``b_i = ceil(cycle r_i / 1000 + s_i)`` rounded up to a profiled size, and the members fit
+when ``sum d(b_i) <= cycle``.
 
 The SLO is split by dynamic programming over the module tree, with the SLO cut into
 ``num_steps`` equal steps and cost counted in fractional machines (saturated workers plus
@@ -80,7 +80,7 @@ class Residual:
     rate: float
     batch_size: int
     cycle_ms: float
-    """The longest duty cycle this member tolerates at ``batch_size``."""
+    """The maximum duty cycle this member tolerates at ``batch_size``."""
     room_ms: float
     """Group budget left after the overhead: ``cycle + d(b_i)`` must stay within it."""
     batch_latency_ms: dict[int, float] = field(compare=False)
@@ -169,7 +169,7 @@ def module_config(
 
 
 def _member_batch(residual: Residual, cycle_ms: float) -> int | None:
-    # The smallest profiled size that holds a cycle's arrivals plus the split slack and
+    # The smallest profiled size that fits a cycle's arrivals plus the split slack and
     # still meets the budget.
     needed = (cycle_ms * residual.rate / 1000.0 + residual.slack) * (1.0 - 1e-12)
     for b in sorted(residual.batch_latency_ms):
