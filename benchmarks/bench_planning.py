@@ -1,16 +1,18 @@
 """Planning time of the ``harpagon`` and ``optimal`` planners on every shipped application.
 
-Each planner runs once to warm up, then ``--repeats-*`` times; the table shows the median
-and the 90th percentile of the wall time per plan (ms, ``time.perf_counter``), the median
-CPU time of the process (``time.process_time``, less sensitive to other load on the
-machine), the plan's own ``planning_ms`` median, and the cost. Profiles and the catalog are the shipped GPU
+Each planner runs once to warm up, then ``--repeats-*`` times. The table shows the median
+and the 90th percentile of the wall time per plan (ms, ``time.perf_counter``) and the
+median CPU time of the process (``time.process_time``), which other load on the machine
+disturbs less. It also shows the plan's own ``planning_ms`` median and the cost. Profiles and the catalog are the shipped GPU
 data, read once before timing. The OCR application is skipped unless ``--ocr`` is given,
-because its profiles are measured on this machine first (about a minute).
+because its profiles are measured on this machine first (about a minute). A synthetic
+application of 10 modules on 10 hardware types with 10 batch sizes each (fixed seed)
+is added with ``--synthetic``.
 
 Usage::
 
     python benchmarks/bench_planning.py [--repeats-harpagon 50] [--repeats-optimal 10]
-                                        [--json results.json] [--ocr]
+                                        [--json results.json] [--ocr] [--synthetic]
 """
 
 from __future__ import annotations
@@ -24,9 +26,12 @@ import sys
 import time
 from typing import Any
 
+import numpy as np
+
 from rich.console import Console
 from rich.table import Table
 
+from harpagon.model import Application, HardwareCatalog, HardwareType, Module, Profile, ProfileSet
 from harpagon.model.loading import load_hardware, load_profiles, resolve_application, shipped_app_names
 from harpagon.planning.registry import get_planner
 
@@ -45,6 +50,37 @@ def _machine() -> str:
     except FileNotFoundError:
         cores = "?"
     return f"{model}, {cores} cores (nproc), Python {platform.python_version()}"
+
+
+def synthetic_inputs(seed: int = 7) -> tuple[Application, ProfileSet, HardwareCatalog]:
+    """Return a 10-module DAG on 10 hardware types with 10 batch sizes per profile.
+
+    Batch latency is ``d(b) = base + per_item * b`` ms with both terms drawn per model
+    and scaled per hardware type. Faster types cost more per hour.
+    """
+    rng = np.random.default_rng(seed)
+    speedup = np.sort(rng.uniform(1.0, 8.0, 10))
+    hardware = HardwareCatalog({
+        f"hw{i}": HardwareType(f"hw{i}", round(float(0.4 * factor ** 0.8 * rng.uniform(0.8, 1.2)), 4))
+        for i, factor in enumerate(speedup)
+    })
+    sizes = [1, 2, 4, 8, 16, 24, 32, 48, 64, 128]
+    profiles = {}
+    modules = []
+    for m in range(10):
+        base, per_item = rng.uniform(2.0, 20.0), rng.uniform(0.5, 6.0)
+        profiles[f"model{m}"] = Profile(
+            f"model{m}",
+            {
+                f"hw{i}": {b: float((base + per_item * b) / factor) for b in sizes}
+                for i, factor in enumerate(speedup)
+            },
+        )
+        modules.append(Module(f"m{m}", f"model{m}", float(rng.uniform(0, 3)), float(rng.choice([1, 1, 2, 3]))))
+    # A chain m0 -> ... -> m9 with two extra branches that join it again.
+    edges = [(f"m{i}", f"m{i + 1}") for i in range(9)] + [("m1", "m5"), ("m3", "m8")]
+    app = Application("synthetic10", 400.0, 1500.0, tuple(modules), tuple(edges))
+    return app, ProfileSet(profiles), hardware
 
 
 def _time_planner(policy: str, app: Any, profiles: Any, hardware: Any, repeats: int) -> dict[str, Any]:
@@ -77,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats-optimal", type=int, default=10, help="timed runs of optimal per app")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--ocr", action="store_true", help="include the OCR app (profiles it here first)")
+    parser.add_argument(
+        "--synthetic", action="store_true", help="include a 10-module, 10-hardware, 10-batch-size app"
+    )
     args = parser.parse_args(argv)
 
     profiles, hardware = load_profiles(), load_hardware()
@@ -90,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
             from harpagon.profiling.ocr import ensure_local_profiles
 
             app_profiles, app_hardware = ensure_local_profiles()
+        for policy, repeats in (("harpagon", args.repeats_harpagon), ("optimal", args.repeats_optimal)):
+            results.append(_time_planner(policy, app, app_profiles, app_hardware, repeats))
+    if args.synthetic:
+        app, app_profiles, app_hardware = synthetic_inputs()
         for policy, repeats in (("harpagon", args.repeats_harpagon), ("optimal", args.repeats_optimal)):
             results.append(_time_planner(policy, app, app_profiles, app_hardware, repeats))
 

@@ -524,6 +524,10 @@ def _with_residual(
     room = table.quota[kind] - np.where(same_type, workers[lead], 0.0)
     keep = np.isfinite(residual_workers) & (residual_workers <= room)
     keep &= residual_workers <= table.min_workers[kind] + MAX_EXTRA_WORKERS
+    if not np.isfinite(table.quota).any():
+        # A residual group that costs as much as one more main worker loses to the n + 1
+        # alternative, which is faster. With quotas it may still rent scarcer hardware.
+        keep &= residual_workers * table.p[kind] < table.p[main[lead]] * (1 - _COST_TOL)
     kind, residual_workers, lead = kind[keep], residual_workers[keep], lead[keep]
 
     latency = np.maximum(start_ms[lead], table.group_latency(kind, residual_workers))

@@ -10,6 +10,7 @@ left on each path to the modules that gain from it and returns the budgets.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -143,6 +144,7 @@ class _State:
             for name, lat in self.latency_ms.items()
         }
         """Whether a frontier's latencies rise and its costs fall along the list."""
+        self._running_best: dict[tuple[str, int], list[tuple[tuple[float, float], int] | None]] = {}
         self.usage: dict[str, int] = {}
         for name in self.paths.order:
             self._add_usage(self.point(name), +1)
@@ -173,6 +175,25 @@ class _State:
         self._add_usage(self.point(name), -1)
         self.chosen[name] = index
         self._add_usage(self.point(name), +1)
+
+    def running_best(self, name: str, current: int) -> list[tuple[tuple[float, float], int] | None]:
+        """Best move from ``current`` to any point up to each index, on an ordered frontier.
+
+        Entry ``j`` is the (key, index) with the highest (USD/h per ms, USD/h) among the
+        points ``current + 1 .. j``, or None. Each list is built once per visited point,
+        so a split step costs a binary search per module instead of a scan.
+        """
+        cached = self._running_best.get((name, current))
+        if cached is None:
+            cached = [None] * len(self.latency_ms[name])
+            best = None
+            for index in range(current + 1, len(cached)):
+                key = _move_key(self, name, current, index)
+                if key is not None and (best is None or key > best[0]):
+                    best = (key, index)
+                cached[index] = best
+            self._running_best[(name, current)] = cached
+        return cached
 
     def moves(self) -> list[tuple[str, int, float, float]]:
         """List (module, index, latency added, cost saved) of every move within the SLO."""
@@ -247,8 +268,7 @@ def split_by_efficiency(
 
 
 def _best_saving_move(state: _State) -> tuple[str, int] | None:
-    # The move with the highest (USD/h saved per ms added, USD/h saved). It uses plain
-    # loops because frontiers contain tens of points, where numpy's call overhead dominates.
+    # The move with the highest (USD/h saved per ms added, USD/h saved).
     through = state.paths.through_ms(state.latencies())
     room_tol = _TOL * max(1.0, abs(state.app.slo_ms))
     best_key: tuple[float, float] | None = None
@@ -256,26 +276,39 @@ def _best_saving_move(state: _State) -> tuple[str, int] | None:
     for name in state.paths.order:
         current = state.chosen[name]
         latencies = state.latency_ms[name]
-        costs = state.cost_per_hour[name]
-        base_latency, base_cost = latencies[current], costs[current]
-        limit = base_latency + state.app.slo_ms - through[name] + room_tol
-        floor = base_cost - _TOL * max(1.0, base_cost)
-        # On a frontier sorted by latency with falling costs, only later points save money
-        # and the scan can stop at the first point past the slack.
-        ordered = state.ordered[name]
-        for index in range(current + 1 if ordered else 0, len(latencies)):
-            latency, cost = latencies[index], costs[index]
-            if latency > limit:
-                if ordered:
-                    break
-                continue
-            if cost >= floor:
-                continue
-            added = latency - base_latency
-            saved = base_cost - cost
-            key = (saved / added if added > 0 else math.inf, saved)
-            if best_key is None or key > best_key:
-                best_key, best = key, (name, index)
+        limit = latencies[current] + state.app.slo_ms - through[name] + room_tol
+        if state.ordered[name]:
+            # The last point within the slack; the running best up to it is cached.
+            last = bisect.bisect_right(latencies, limit) - 1
+            candidate = state.running_best(name, current)[last] if last > current else None
+        else:
+            candidate = _scan_moves(state, name, current, limit)
+        if candidate is not None and (best_key is None or candidate[0] > best_key):
+            best_key, best = candidate[0], (name, candidate[1])
+    return best
+
+
+def _move_key(state: _State, name: str, current: int, index: int) -> tuple[float, float] | None:
+    # (USD/h saved per ms added, USD/h saved) of a move, or None when it saves nothing.
+    latencies, costs = state.latency_ms[name], state.cost_per_hour[name]
+    base_cost = costs[current]
+    saved = base_cost - costs[index]
+    if saved <= _TOL * max(1.0, base_cost):
+        return None
+    added = latencies[index] - latencies[current]
+    return (saved / added if added > 0 else math.inf, saved)
+
+
+def _scan_moves(
+    state: _State, name: str, current: int, limit: float
+) -> tuple[tuple[float, float], int] | None:
+    best = None
+    for index, latency in enumerate(state.latency_ms[name]):
+        if latency > limit or index == current:
+            continue
+        key = _move_key(state, name, current, index)
+        if key is not None and (best is None or key > best[0]):
+            best = (key, index)
     return best
 
 
