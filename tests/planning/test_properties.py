@@ -224,3 +224,46 @@ def test_optimal_brute_force_split_rates(make_app, make_profiles, make_hardware)
         assert harpagon.cost_per_hour >= optimal.cost_per_hour - 1e-6
 
     check()
+
+
+ABLATIONS = [
+    {"dispatch": "round_robin"},
+    {"two_groups": False},
+    {"dummies": False},
+    {"split": "even"},
+]
+
+
+@pytest.mark.parametrize("options", ABLATIONS, ids=lambda o: next(iter(o.values())).__str__())
+def test_ablation_plans_validate(case_strategy, options):
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(case_strategy)
+    def check(case):
+        app, profiles, hardware = case
+        try:
+            plan = plan_harpagon(app, profiles, hardware, **options)
+        except InfeasiblePlan:
+            return
+        validate_plan(plan, app, profiles, hardware)
+        if options.get("dummies") is False:
+            assert all(g.dummy_rate == 0.0 for m in plan.modules for g in m.groups)
+        if options.get("two_groups") is False:
+            assert all(len(m.groups) == 1 for m in plan.modules)
+
+    check()
+
+
+def test_optimal_round_robin_not_above_ablation(case_strategy):
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(case_strategy)
+    def check(case):
+        app, profiles, hardware = case
+        try:
+            harpagon = plan_harpagon(app, profiles, hardware, dispatch="round_robin")
+        except InfeasiblePlan:
+            return
+        optimal = plan_optimal(app, profiles, hardware, dispatch="round_robin")
+        validate_plan(optimal, app, profiles, hardware)
+        assert optimal.cost_per_hour <= harpagon.cost_per_hour + 1e-6
+
+    check()
