@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harpagon.errors import ConfigError
+from harpagon.errors import ConfigError, InfeasiblePlan
 from harpagon.model.latency import Dispatch
 from harpagon.planning.frontier import (
     BatchKind,
@@ -156,3 +156,12 @@ def test_context_skips_uncatalogued_hardware(make_profiles, make_hardware):
         profile=profiles["p"], hardware=make_hardware({"t4": 0.5}),
     )
     assert [(k.hardware, k.batch_size) for k in ctx.kinds] == [("t4", 1), ("t4", 4)]
+
+
+def test_context_all_quotas_zero_raises(make_profiles, make_hardware):
+    profiles = make_profiles({"p": {"t4": {1: 3.0}}})
+    with pytest.raises(InfeasiblePlan, match=r"module 'm': every hardware type .* has quota 0 \(t4\)"):
+        module_context(
+            name="m", rate=10.0, overhead_ms=0.0, shaping_ms=0.0,
+            profile=profiles["p"], hardware=make_hardware({"t4": 0.5}, {"t4": 0}),
+        )

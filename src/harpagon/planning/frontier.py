@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harpagon.errors import ConfigError
+from harpagon.errors import ConfigError, InfeasiblePlan
 from harpagon.model.hardware import HardwareCatalog
 from harpagon.model.latency import (
     Dispatch,
@@ -222,23 +222,32 @@ def module_context(
     ------
     ConfigError
         If no hardware type of the profile is in the catalog.
+    InfeasiblePlan
+        If every such type has a quota of 0 workers.
     """
     kinds = []
+    zero_quota = set()
     for hardware_name, batch_size, batch_latency_ms in profile.configs():
         if hardware_name not in hardware:
             continue
         kind = hardware[hardware_name]
         quota = kind.available if quotas else None
         if quota == 0:
+            zero_quota.add(hardware_name)
             continue
         kinds.append(
             BatchKind(hardware_name, batch_size, batch_latency_ms, kind.price_per_hour, quota)
+        )
+    if not kinds and zero_quota:
+        raise InfeasiblePlan(
+            f"module {name!r}: every hardware type model {profile.model!r} runs on has quota 0 "
+            f"({', '.join(sorted(zero_quota))}); raise 'available' in {hardware.path}"
         )
     if not kinds:
         raise ConfigError(
             f"{profile.path}: module {name!r}: model {profile.model!r} is profiled on "
             f"{', '.join(profile.hardware_names()) or 'no hardware'}, but the hardware catalog "
-            f"{hardware.path} offers {', '.join(hardware.names()) or 'nothing'} (or quota 0); "
+            f"{hardware.path} offers {', '.join(hardware.names()) or 'nothing'}; "
             "profile the model on a catalog type or add the type to the catalog"
         )
     return ModuleContext(name, rate, overhead_ms, shaping_ms, Dispatch(dispatch), tuple(kinds))
@@ -336,7 +345,7 @@ def _points(rows: np.ndarray, ctx: ModuleContext) -> list[FrontierPoint]:
 def exact_frontier(ctx: ModuleContext, *, two_groups: bool = True) -> list[FrontierPoint]:
     """Return the exact cost-latency frontier of a module over the whole search space.
 
-    Points are sorted by latency; with quotas, a point may cost more than a faster one
+    Points are sorted by latency. With quotas, a point may cost more than a faster one
     because it rents less of a limited hardware type.
 
     Notes
