@@ -193,3 +193,9 @@ def test_plan_json_round_trips(files):
     assert _plan(files, "-o", str(output)).exit_code == 0
     data = json.loads(output.read_text())
     assert json.loads(load_plan(output).to_json()) == data
+
+
+def test_plan_nexus_lists_shared_machines():
+    result = runner.invoke(cli, ["plan", "--app", "campus_safety", "--policy", "nexus"])
+    assert result.exit_code == 0, result.output
+    assert "shared machines" in result.output

@@ -71,7 +71,7 @@ def _plan_inputs(app_spec: str, profiles_path: str | None, hardware_path: str | 
 
 
 def _print_plan(plan: Any, hardware: Any) -> None:
-    """Print one table per module, then the plan's totals."""
+    """Print one table per module, the shared machines if any, then the plan's totals."""
     from rich.table import Table
 
     for module in plan.modules:
@@ -97,7 +97,28 @@ def _print_plan(plan: Any, hardware: Any) -> None:
                 f"{group.latency_ms:.2f}",
                 f"{group.workers * hardware[group.hardware].price_per_hour:.3f}",
             )
+        if not module.groups:
+            table.caption = "no own groups: runs on the shared machines below"
         console.print(table)
+    if plan.shared_machines:
+        shared = Table(title="shared machines (packed in a duty cycle)", title_justify="left")
+        for column in ("machine", "hardware", "duty cycle ms", "module", "batch size",
+                       "rate req/s", "USD/h"):
+            shared.add_column(column, justify="left" if column in ("hardware", "module") else "right")
+        for index, machine in enumerate(plan.shared_machines):
+            for position, member in enumerate(machine.members):
+                # The machine's price is counted once, on its first member's row.
+                price = hardware[machine.hardware].price_per_hour if position == 0 else None
+                shared.add_row(
+                    str(index),
+                    machine.hardware,
+                    f"{machine.duty_cycle_ms:.2f}",
+                    member.module,
+                    str(member.batch_size),
+                    f"{member.rate:.2f}",
+                    "" if price is None else f"{price:.3f}",
+                )
+        console.print(shared)
     lower_bound = plan.lower_bound_cost_per_hour
     console.print(
         f"[bold]{plan.policy}[/bold] plan for {plan.app} at {plan.rate:.6g} req/s: "
