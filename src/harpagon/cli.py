@@ -498,7 +498,7 @@ def serve_command(
     ),
     max_in_flight: int = typer.Option(
         None, "--max-in-flight", min=1,
-        help="Reject (503) requests beyond this many in flight. Default: planned rate x "
+        help="Reject (503) requests beyond this many in flight. Default: 2 x planned rate x "
         "(SLO + backlog limit), plus one.",
     ),
 ) -> None:

@@ -155,3 +155,23 @@ def test_failing_batch_fails_its_requests() -> None:
                 assert "toy failure requested" in response.json()["error"]
         # The server keeps serving after a failed batch.
         assert _post(url, _body([1.0])).status_code == 200
+
+
+def test_not_ready_is_503() -> None:
+    """Before every worker is up, infer rejects with a clear message instead of queueing."""
+    from harpagon.errors import OverloadedError
+
+    plan, profiles, hardware = toy_plan(20.0)
+    adapter = ToyAdapter()
+    runtime = ServingRuntime(plan, adapter, profiles=profiles, hardware=hardware)
+    inputs = {"values": {"datatype": "FP32", "shape": [1], "data": [1.0]}}
+
+    async def run() -> None:
+        await runtime.start()
+        try:
+            await runtime.infer(inputs)
+        finally:
+            await runtime.stop()
+
+    with pytest.raises(OverloadedError, match="server is not ready: workers are still starting"):
+        asyncio.run(run())

@@ -73,7 +73,7 @@ def test_decode_json_base64_image() -> None:
     ("request_json", "message"),
     [
         ({"inputs": [{"name": "x", "datatype": "FP32", "shape": [3], "data": [1, 2]}]},
-         r"shape \[3\] holds 3 elements, but the data has 2"),
+         r"shape \[3\] has 3 elements, but the data has 2"),
         ({"inputs": [{"name": "x", "datatype": "FLOAT", "shape": [1], "data": [1]}]},
          "unsupported datatype 'FLOAT'"),
         ({"inputs": [{"name": "x", "datatype": "FP32", "shape": "3", "data": [1]}]},
@@ -164,6 +164,8 @@ def test_model_metadata(url: str) -> None:
     assert metadata["inputs"][0] == {"name": "values", "datatype": "FP32", "shape": [-1]}
     names = [output["name"] for output in metadata["outputs"]]
     assert names == ["doubled", "squares", "total", "sum_of_squares"]
+    assert metadata["parameters"]["slo_ms"] == toy_plan(20.0, batch_ms=5.0)[0].slo_ms
+    assert metadata["parameters"]["rate"] == 20.0
 
 
 @pytest.mark.slow
@@ -261,3 +263,34 @@ def test_metrics_after_infer(url: str) -> None:
     ):
         assert name in text, name
     assert "harpagon_slo_misses_total" in text
+
+
+# --- the serve command line ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["missing-plan.json", "--app", "toy"], "plan file not found"),
+        (["{plan}", "--app", "toy", "--profiles", "p.yaml"], "give --profiles and --hardware together"),
+        (["{plan}", "--app", "{app_yaml}"], "needs --adapter module:Class"),
+        (["{plan}", "--app", "toy", "--backend", "cloud"], "unknown backend 'cloud'"),
+        (["{plan}", "--app", "toy", "--dispatch", "random"], "unknown dispatch mode 'random'"),
+        (["{plan}", "--app", "toy", "--address", "10.0.0.1:6379"], "applies only to the ray backend"),
+    ],
+)
+def test_serve_command_rejects_bad_options(tmp_path, arguments: list[str], message: str) -> None:
+    from typer.testing import CliRunner
+
+    from harpagon.cli import app
+
+    plan_file = tmp_path / "plan.json"
+    toy_plan(20.0)[0].save(plan_file)
+    app_yaml = tmp_path / "app.yaml"
+    app_yaml.write_text("name: toy\nrate: 1\nslo_ms: 100\nmodules:\n  - {name: a, profile: p}\n")
+    arguments = [a.format(plan=plan_file, app_yaml=app_yaml) for a in arguments]
+
+    result = CliRunner().invoke(app, ["serve", *arguments])
+
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())

@@ -56,7 +56,7 @@ def _ocr_application() -> Application:
     """Return the OCR DAG at 0.5 req/s with a fan-out factor of 12 boxes per image.
 
     The dispatcher paces each module at its planned rate, so a burst of k boxes takes
-    k / (rate x fan-out) seconds to pass ``cls`` and ``rec``; the high factor keeps the
+    k / (rate x fan-out) seconds to pass ``cls`` and ``rec``. The high factor keeps the
     6 boxes of the scanned page within about a second.
     """
     modules = (

@@ -136,3 +136,40 @@ def test_pool_gives_up_on_broken_runner() -> None:
     with pytest.raises(WorkerUnavailable, match="NoSuchRunner is not a StageRunner"):
         asyncio.run(run())
     assert MAX_START_FAILURES >= 2
+
+
+def test_ray_backend_serves_toy() -> None:
+    """The ray backend on a local Ray instance: a request, a failing batch, a killed actor."""
+    ray = pytest.importorskip("ray")
+    import httpx
+
+    from harpagon.serving.server import ServingRuntime, running_server
+    from harpagon.serving.toy import toy_plan
+
+    plan, profiles, hardware = toy_plan(20.0, batch_ms=5.0)
+    body = {"inputs": [{"name": "values", "datatype": "FP32", "shape": [2], "data": [1.0, 3.0]}]}
+    failing = {"inputs": body["inputs"] + [{"name": "fail", "datatype": "BOOL", "shape": [1], "data": [True]}]}
+    runtimes: list[ServingRuntime] = []
+    try:
+        with running_server(
+            plan, ToyAdapter(batch_ms=5.0), profiles=profiles, hardware=hardware,
+            backend="ray", runtime_out=runtimes,
+        ) as url:
+            infer_url = f"{url}/v2/models/toy/infer"
+            response = httpx.post(infer_url, json=body, timeout=60)
+            assert response.status_code == 200
+            outputs = {o["name"]: o["data"] for o in response.json()["outputs"]}
+            assert outputs["sum_of_squares"] == [40.0]
+
+            failed = httpx.post(infer_url, json=failing, timeout=60)
+            assert failed.status_code == 500
+            assert "toy failure requested" in failed.json()["error"]
+
+            actor = runtimes[0].pool.handles[WorkerKey("scale", 0, 0)].actor
+            ray.kill(actor, no_restart=True)
+            response = httpx.post(infer_url, json=body, timeout=120)
+            assert response.status_code == 200
+            assert runtimes[0].pool.handles[WorkerKey("scale", 0, 0)].actor != actor
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()

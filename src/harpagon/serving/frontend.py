@@ -4,11 +4,11 @@ Endpoints: ``GET /v2``, ``/v2/health/live``, ``/v2/health/ready``, ``/v2/models/
 ``/v2/models/{model}/ready``, ``POST /v2/models/{model}/infer`` (also under
 ``/versions/{version}``) and ``GET /metrics``. The one model is the served application.
 
-Tensors travel as JSON (``{"name", "datatype", "shape", "data"}``, BYTES elements as UTF-8
-strings; an image file base64-encoded, see :func:`_json_string_to_bytes`) or with the binary
-tensor data extension: the ``Inference-Header-Content-Length``
+Tensors travel as JSON, ``{"name", "datatype", "shape", "data"}`` with BYTES elements as
+UTF-8 strings and image files base64-encoded (see :func:`_json_string_to_bytes`). Or they
+travel with the binary tensor data extension. There the ``Inference-Header-Content-Length``
 header gives the length of the JSON header, and each input with a ``binary_data_size``
-parameter takes that many bytes of the rest of the body, in input order; a BYTES tensor is
+parameter takes that many bytes of the rest of the body, in input order. A BYTES tensor is
 each element's 4-byte little-endian length followed by its bytes. Outputs are binary when
 the request asks for it (``parameters.binary_data_output`` or an output's
 ``parameters.binary_data``), which is what ``tritonclient.http`` does by default. This follows
@@ -60,7 +60,7 @@ DATATYPES: dict[str, np.dtype[Any] | None] = {
 
 
 class _RequestError(Exception):
-    """A request the frontend answers with ``status`` and ``message``."""
+    """A request the frontend rejects with HTTP ``status`` and ``message``."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -183,7 +183,7 @@ def _decode_input(spec: dict[str, Any], binary: memoryview, offset: int) -> tupl
                 raise ConfigError(f"input {name!r}: data is not valid {datatype}: {err}") from None
     if len(data) != count:
         raise ConfigError(
-            f"input {name!r}: shape {shape} holds {count} elements, but the data has {len(data)}"
+            f"input {name!r}: shape {shape} has {count} elements, but the data has {len(data)}"
         )
     return name, {"datatype": datatype, "shape": shape, "data": data}, offset
 
@@ -271,18 +271,18 @@ def encode_infer_response(
     binary_default = bool(parameters.get("binary_data_output", False))
     requested = request.get("outputs")
     if requested:
-        wanted = []
+        selected = []
         for spec in requested:
             name = spec.get("name") if isinstance(spec, dict) else None
             if name not in outputs:
                 raise ConfigError(f"unknown output {name!r}; outputs: {', '.join(outputs)}")
             binary = (spec.get("parameters") or {}).get("binary_data", binary_default)
-            wanted.append((name, bool(binary)))
+            selected.append((name, bool(binary)))
     else:
-        wanted = [(name, binary_default) for name in outputs]
+        selected = [(name, binary_default) for name in outputs]
 
     entries, blobs = [], []
-    for name, binary in wanted:
+    for name, binary in selected:
         datatype, shape, data = _as_tensor(outputs[name], datatypes.get(name))
         entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": shape}
         if binary:
@@ -406,6 +406,13 @@ def create_app(runtime: ServingRuntime) -> FastAPI:
             "platform": "harpagon_pipeline",
             "inputs": [{key: spec[key] for key in ("name", "datatype", "shape")} for spec in input_specs],
             "outputs": [{key: spec[key] for key in ("name", "datatype", "shape")} for spec in output_specs],
+            "parameters": {
+                "slo_ms": runtime.plan.slo_ms,
+                "rate": runtime.plan.rate,
+                "policy": runtime.plan.policy,
+                "plan_latency_ms": runtime.plan.latency_ms,
+                "cost_per_hour": runtime.plan.cost_per_hour,
+            },
         }
 
     @app.get("/v2/models/{name}/ready")
@@ -450,8 +457,9 @@ async def _infer(
     except ConfigError as err:
         status, message = 400, str(err)
     except OverloadedError as err:
-        return _error(503, str(err))
+        status, message = 503, str(err)
     except WorkerUnavailable as err:
+        runtime.metrics.rejected.labels(model_name, "worker_unavailable").inc()
         status, message = 503, str(err)
     except BatchError as err:
         status, message = 500, f"inference failed: {err}"
@@ -460,8 +468,15 @@ async def _infer(
     except Exception as err:  # noqa: BLE001 - answered as 500 and logged with its traceback
         logger.exception("inference request failed")
         status, message = 500, f"inference failed: {type(err).__name__}: {err}"
+    if status == 503:
+        # Rejections are counted by reason in harpagon_rejected_total, not logged one by one.
+        logger.debug("request rejected with 503: %s", message)
+        return _error(status, message)
     if status != 200:
         runtime.metrics.failed.labels(model_name, str(status)).inc()
+        # Failed batches are logged once per batch by the pipeline, bad requests only at DEBUG.
+        level = logging.WARNING if status == 504 else logging.DEBUG
+        logger.log(level, "inference request failed with HTTP %d: %s", status, message)
         return _error(status, message)
     if header_length is None:
         return Response(payload, media_type="application/json")

@@ -2,7 +2,7 @@
 
 Every server owns its own :class:`prometheus_client.CollectorRegistry`, so several servers in
 one process (tests, the demo) keep separate counts. Times are exported in seconds, the
-Prometheus base unit; the ``_seconds`` suffix says so.
+Prometheus base unit, and their names end in ``_seconds``.
 """
 
 from __future__ import annotations

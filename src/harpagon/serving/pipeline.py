@@ -8,10 +8,10 @@ clock in ms since :meth:`Pipeline.start`. Each module has one dispatcher from
   module's planned start), and goes to the dispatcher's ``on_request``;
 * a loop timer fires at the dispatcher's ``next_deadline_ms()`` and calls ``on_deadline``;
 * each batch the dispatcher closes goes to the worker it names, through ``run_batch``;
-* results go back to their application request; when every parent of a module has
-  finished, :meth:`AppAdapter.children` builds that module's items (real fan-out; joins wait
-  for all parents), and when every module has finished :meth:`AppAdapter.respond` builds
-  the response.
+* results go back to their application request. When every parent of a module has
+  finished, :meth:`AppAdapter.children` builds that module's items, so fan-out is real and
+  joins wait for all parents. When every module has finished, :meth:`AppAdapter.respond`
+  builds the response.
 
 A failed batch fails every application request with an item in it; no request is left
 waiting. The pipeline does not admit or reject requests; the server does.
@@ -202,7 +202,8 @@ class Pipeline:
                 module, batch.group, batch.worker, items, batch.batch_size
             )
         except Exception as err:  # noqa: BLE001 - every request of the batch gets the error
-            logger.debug("batch of %d for module %s failed: %s", len(refs), module, err)
+            logger.warning("batch of %d requests for module %s (group %d, worker %d) failed: %s",
+                           len(refs), module, batch.group, batch.worker, err)
             for ref in refs:
                 self._fail(ref.flight, err)
             return
@@ -248,7 +249,7 @@ class Pipeline:
             flight.future.set_exception(err)
 
     def pending_batches(self) -> int:
-        """Return the count of batches sent to workers and not yet answered."""
+        """Return the count of batches sent to workers whose results have not come back."""
         return len(self._tasks)
 
     def close(self) -> None:

@@ -6,12 +6,12 @@ draining and the metrics. :func:`serve_plan` runs it behind uvicorn until SIGINT
 (the first signal drains, a second SIGINT stops at once); :func:`running_server` runs it in
 a background thread for tests, the load generator and the demo.
 
-Admission control answers 503 instead of queueing without bound. A request is rejected when
+Admission control rejects requests with 503 instead of queueing them without bound. A request is rejected when
 (a) an application-level leaky bucket at the planned rate ``R`` would delay it by more than
 ``max_backlog_ms`` (default: the SLO), that is, requests arrive faster than the plan can
 absorb; or (b) more than ``max_in_flight`` requests are in flight (default
-``ceil(R * (slo_ms + max_backlog_ms) / 1000) + 1``), which catches workers slower than
-their profile.
+``ceil(2 R (slo_ms + max_backlog_ms) / 1000) + 1``, room for admitted requests to take
+twice their bound), which catches workers slower than their profile.
 """
 
 from __future__ import annotations
@@ -65,11 +65,11 @@ class ServingOptions:
     """Limits and policies of a server; ``None`` picks the default derived from the plan."""
 
     max_backlog_ms: float | None = None
-    """Longest delay the admission bucket may add before a request is rejected (default: the SLO)."""
+    """Maximum delay (ms) the admission bucket may add before a request is rejected (default: the SLO)."""
     max_in_flight: int | None = None
     """Most application requests in flight before new ones are rejected."""
     request_timeout_s: float | None = None
-    """Time after which an admitted request is answered 504 (default: max(30 s, 10 x SLO))."""
+    """Time after which an admitted request gets HTTP 504 (default: max(30 s, 10 x SLO))."""
     max_body_bytes: int = 32 * 1024 * 1024
     """Largest accepted request body; larger ones get 413."""
     ready_timeout_s: float = 300.0
@@ -91,8 +91,8 @@ class ServingRuntime:
         The application's frontend glue; its application must be the plan's.
     profiles, hardware : ProfileSet, HardwareCatalog, optional
         What the plan was made with. With both, the plan is validated and the planned start
-        of each module comes from :func:`validate_plan`; without them, it is computed from
-        the plan's own module latencies and workers run with one thread each.
+        of each module comes from :func:`validate_plan`. Without them, the planned starts
+        come from the plan's own module latencies and workers run with one thread each.
     backend : str
         ``local`` or ``ray``.
     address : str, optional
@@ -136,7 +136,7 @@ class ServingRuntime:
         self.max_in_flight = (
             self.options.max_in_flight
             if self.options.max_in_flight is not None
-            else math.ceil(plan.rate * (slo_ms + self.max_backlog_ms) / 1000.0) + 1
+            else math.ceil(2.0 * plan.rate * (slo_ms + self.max_backlog_ms) / 1000.0) + 1
         )
         self.request_timeout_s = (
             self.options.request_timeout_s
@@ -242,7 +242,10 @@ class ServingRuntime:
 
     def ready(self) -> bool:
         """True when every worker is up and the server is not draining."""
-        return self.pool is not None and not self.draining and self.pool.ready()
+        is_ready = self.pool is not None and not self.draining and self.pool.ready()
+        if is_ready:
+            self._was_ready = True
+        return is_ready
 
     async def drain(self, timeout_s: float | None = None) -> None:
         """Stop admitting requests and wait for the in-flight ones to finish."""
@@ -309,7 +312,7 @@ class ServingRuntime:
         """
         # Once every worker has been up, a worker being replaced does not stop admission:
         # its batches wait for the replacement or go to another worker of its group.
-        if not self._was_ready and not self.draining:
+        if not self._was_ready and not self.draining and not self.ready():
             self.metrics.rejected.labels(self.model_name, "not_ready").inc()
             raise OverloadedError("server is not ready: workers are still starting; retry shortly")
         self._admit()
@@ -358,8 +361,8 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def _url(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}"
+    url_host = f"[{host}]" if ":" in host else host
+    return f"http://{url_host}:{port}"
 
 
 class _DrainingServer(uvicorn.Server):

@@ -135,8 +135,8 @@ def toy_plan(
     """Return a valid one-group-per-module plan of the toy at ``rate`` req/s.
 
     Every group collects ``fill`` of its capacity (real rate plus padding), so batches close
-    every ``1000 * batch_size / (fill * capacity)`` ms whatever the load; the SLO is the
-    plan's latency.
+    every ``1000 * batch_size / (fill * capacity)`` ms whatever the load. The SLO is set to
+    the plan's latency.
 
     Raises
     ------

@@ -3,9 +3,10 @@
 A worker runs one module's :class:`~harpagon.serving.stages.StageRunner` on the batches its
 dispatcher sends. :class:`WorkerProcess` is one worker as an OS process (``spawn`` start
 method) that talks to the frontend over a pipe. :class:`WorkerPool` owns every worker of a
-plan, whatever the backend: it starts them, reports readiness, runs a batch on the worker the
-dispatcher names, and when a worker dies it starts a replacement and re-dispatches the dead
-worker's in-flight batches to another worker of the same group (or to the replacement).
+plan, whatever the backend. It starts them, reports readiness and runs each batch on the
+worker the dispatcher names. When a worker dies, the pool starts a replacement and
+re-dispatches the dead worker's in-flight batches to another worker of the same group, or
+to the replacement.
 
 All methods run on the server's asyncio event loop unless a docstring says otherwise; the
 pipe is read and written by two threads per process, so the loop never blocks on it.
@@ -79,7 +80,7 @@ class WorkerKey:
 
 @dataclass(frozen=True)
 class WorkerSpec:
-    """What a backend needs to start one worker."""
+    """Description of one worker for a backend to start."""
 
     key: WorkerKey
     runner_path: tuple[str, str]
@@ -88,7 +89,7 @@ class WorkerSpec:
     """Intra-op threads of the runner, from the hardware type."""
     hardware: str
     accelerator: bool = False
-    """True for a GPU hardware type (the Ray backend then asks for one GPU)."""
+    """True for a GPU hardware type (the Ray backend then requests one GPU)."""
 
 
 def thread_environment(threads: int) -> dict[str, str]:
@@ -143,16 +144,16 @@ class WorkerHandle(ABC):
 
 
 def _worker_main(conn: Any, runner_path: tuple[str, str], threads: int) -> None:
-    """Entry point of a worker process: build the runner, then run batches until told to stop.
+    """Entry point of a worker process: build the runner, then run batches until the stop message.
 
     Messages in: ``(batch_id, items, batch_size)``, or ``None`` to stop. Messages out:
     ``("ready", pid)`` or ``("failed", message)`` once, then per batch
     ``("ok", batch_id, results, execution_ms)`` or ``("error", batch_id, message, execution_ms)``.
     """
-    # Ctrl-C reaches the whole process group; the server then drains and stops its workers
-    # itself, so a worker must not die from SIGINT with a batch in flight.
-    # NOTE: SIGTERM keeps its default action, so a SIGTERM sent to the whole group kills
-    # workers at once; their in-flight batches are then re-dispatched to replacements.
+    # Ctrl-C reaches the whole process group. The server drains and stops its workers itself,
+    # so a worker ignores SIGINT rather than die with a batch in flight.
+    # NOTE: SIGTERM keeps its default action. A SIGTERM sent to the whole group kills the
+    # workers at once, and their in-flight batches are re-dispatched to replacements.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Thread caps must be set before numpy or onnxruntime is imported in this process.
     os.environ.update(thread_environment(threads))
@@ -216,7 +217,7 @@ class WorkerProcess(WorkerHandle):
         )
         self.process.start()
         self.pid = self.process.pid
-        # The parent must drop its copy of the child's end, or recv() never sees EOF.
+        # The parent must close its copy of the child's end, or recv() never raises EOFError.
         child_conn.close()
         self._conn = parent_conn
         threading.Thread(target=self._read_loop, name=f"{self.process.name}-reader", daemon=True).start()

@@ -1,7 +1,7 @@
 """The ``ray`` backend: each worker is a Ray actor with the resource request of its hardware.
 
-A CPU hardware type asks for ``num_cpus = threads``; a GPU type asks for one GPU and, when
-Ray knows the type's name (``T4``, ``V100``, ``A100``, ...), for that ``accelerator_type``.
+A CPU hardware type requests ``num_cpus = threads``. A GPU type requests one GPU, plus that
+``accelerator_type`` when Ray knows the type's name (``T4``, ``V100``, ``A100``, ...).
 With ``address`` the backend joins an existing cluster; without one it starts a local Ray
 instance limited to this machine's CPUs and shuts it down on ``close``.
 """
@@ -161,11 +161,23 @@ class RayBackend(Backend):
                 logger.info("connecting to the Ray cluster at %s", self.address)
                 self._ray.init(address=self.address, logging_level=logging.WARNING)
             else:
-                logger.info("starting a local Ray instance with %s CPUs", self.num_cpus)
-                self._ray.init(num_cpus=self.num_cpus, include_dashboard=False,
+                num_cpus = self._local_cpus(specs)
+                logger.info("starting a local Ray instance with %d CPUs", num_cpus)
+                self._ray.init(num_cpus=num_cpus, include_dashboard=False,
                                logging_level=logging.WARNING)
                 self._started_ray = True
         return WorkerPool(specs, RayWorker, on_replaced=on_replaced)
+
+    def _local_cpus(self, specs: list[WorkerSpec]) -> int:
+        # A local Ray instance must offer every CPU the actors request, or actors wait forever.
+        requested = sum(1 if spec.accelerator else spec.threads for spec in specs)
+        available = self.num_cpus or 1
+        if requested > available:
+            logger.warning(
+                "the plan requests %d CPUs but this machine has %d; the local Ray instance "
+                "offers %d logical CPUs, so workers share cores", requested, available, requested,
+            )
+        return max(requested, available)
 
     def close(self) -> None:
         if self._started_ray:
