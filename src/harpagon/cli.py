@@ -62,8 +62,8 @@ def _plan_inputs(app_spec: str, profiles_path: str | None, hardware_path: str | 
             from harpagon.profiling.ocr import ensure_local_profiles
         except ImportError as err:
             raise ConfigError(
-                f"cannot profile the OCR models on this machine ({err}); "
-                "pass --profiles and --hardware"
+                f"failed to import the OCR profiler ({err}); "
+                "pass --profiles and --hardware to plan on existing profiles"
             ) from err
         profiles, hardware = ensure_local_profiles()
         return application, profiles, hardware
