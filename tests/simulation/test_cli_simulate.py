@@ -1,0 +1,89 @@
+"""Tests of ``harpagon simulate`` through the typer app."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from harpagon.cli import app
+from harpagon.model import load_hardware, load_profiles, resolve_application
+from harpagon.planning.registry import get_planner
+
+runner = CliRunner()
+
+
+def unwrapped(output: str) -> str:
+    """Return ``output`` with rich's line wrapping undone (all whitespace runs as one space)."""
+    return " ".join(output.split())
+
+
+@pytest.fixture(scope="module")
+def traffic_plan(tmp_path_factory):
+    """A harpagon plan of the shipped traffic application, saved as JSON."""
+    path = tmp_path_factory.mktemp("plans") / "traffic.json"
+    application = resolve_application("traffic")
+    get_planner("harpagon")(application, load_profiles(), load_hardware()).save(path)
+    return path
+
+
+def test_simulate_writes_json(traffic_plan, tmp_path):
+    out = tmp_path / "report.json"
+    result = runner.invoke(app, ["simulate", str(traffic_plan), "--duration", "2", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "SLO attainment" in result.output
+    report = json.loads(out.read_text())
+    assert report["slo_attainment"] == 1.0
+    assert report["requests"] == round(2 * report["rate"])
+    assert set(report["latency_ms"]) == {"p50", "p99", "max"}
+    assert set(report["modules"]) == {"detector", "car_classifier", "person_classifier"}
+    assert report["wall_seconds"] >= 0.0
+    assert 0.0 <= report["dummy_share"] < 1.0
+
+
+def test_simulate_rate_and_dispatch(traffic_plan, tmp_path):
+    out = tmp_path / "report.json"
+    result = runner.invoke(
+        app,
+        ["simulate", str(traffic_plan), "--duration", "2", "--rate", "100",
+         "--arrivals", "poisson", "--dispatch", "round_robin", "--jitter", "0.1",
+         "--fanout", "poisson", "--seed", "4", "--json", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["rate"] == 100.0
+    assert 150 <= report["requests"] <= 250
+    groups = [g for m in report["modules"].values() for g in m["groups"]]
+    assert {g["dispatch"] for g in groups} == {"batch_aware"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--arrivals", "bursty"], "unknown arrival process 'bursty'"),
+        (["--jitter", "2"], "jitter must be in [0, 1), got 2.0"),
+        (["--dispatch", "fifo"], "unknown dispatch mode 'fifo'"),
+        (["--rate", "-3"], "--rate must be > 0 req/s, got -3.0"),
+        (["--duration", "0"], "duration must be > 0 s, got 0.0"),
+    ],
+)
+def test_simulate_bad_option(traffic_plan, extra, message):
+    result = runner.invoke(app, ["simulate", str(traffic_plan), *extra])
+    assert result.exit_code == 2
+    assert message in unwrapped(result.output)
+
+
+def test_simulate_missing_plan(tmp_path):
+    result = runner.invoke(app, ["simulate", str(tmp_path / "none.json")])
+    assert result.exit_code == 2
+    assert "plan file not found" in unwrapped(result.output)
+
+
+def test_simulate_wrong_hardware(traffic_plan, tmp_path):
+    catalog = tmp_path / "hardware.yaml"
+    catalog.write_text("hardware:\n  - {name: t4, price_per_hour: 0.5}\n")
+    result = runner.invoke(app, ["simulate", str(traffic_plan), "--hardware", str(catalog)])
+    assert result.exit_code == 2
+    assert "unknown hardware" in unwrapped(result.output)
+    assert "pass the --app, --profiles and --hardware it was made with" in unwrapped(result.output)

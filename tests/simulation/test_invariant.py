@@ -1,0 +1,58 @@
+"""The simulator's invariant: valid harpagon and optimal plans meet their SLO under uniform arrivals.
+
+With uniform arrivals and deterministic fan-out, no application request may exceed the
+plan's end-to-end latency and no module request may exceed its module's planned latency
+(both within 1e-6 ms). A violation means the latency model and the dispatcher disagree.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sim_helpers import random_cases, split_rate_cases
+
+from harpagon.errors import InfeasiblePlan
+from harpagon.planning.registry import get_planner
+from harpagon.simulation import simulate, summarize, uniform_arrivals
+
+TOLERANCE_MS = 1e-6
+
+
+def check_invariant(plan, app, profiles, hardware, count):
+    """Simulate ``count`` uniform application requests and assert the plan's bounds."""
+    arrivals = uniform_arrivals(plan.rate, count / plan.rate)
+    run = simulate(plan, app, profiles, hardware, arrivals)
+    assert run.latency_ms.max() <= plan.latency_ms + TOLERANCE_MS
+    assert summarize(run)["slo_attainment"] == 1.0
+    for name, module in run.modules.items():
+        if module.request_finish_ms.size:
+            worst = module.request_latency_ms.max()
+            assert worst <= plan.module(name).latency_ms + TOLERANCE_MS, name
+
+
+@pytest.mark.parametrize("policy", ["harpagon", "optimal"])
+def test_invariant_random_plans(policy):
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(case=random_cases(), count=st.integers(200, 1500), headroom=st.sampled_from([0.0, 0.0, 0.2]))
+    def check(case, count, headroom):
+        app, profiles, hardware = case
+        try:
+            plan = get_planner(policy)(app, profiles, hardware, headroom=headroom)
+        except InfeasiblePlan:
+            return
+        check_invariant(plan, app, profiles, hardware, count)
+
+    check()
+
+
+@pytest.mark.parametrize("name", ["traffic", "campus_safety", "store_reid", "incident_qa"])
+def test_invariant_shipped_apps(name):
+    from harpagon.model import load_hardware, load_profiles, resolve_application
+
+    app = resolve_application(name)
+    profiles = load_profiles()
+    hardware = load_hardware()
+    plan = get_planner("harpagon")(app, profiles, hardware)
+    check_invariant(plan, app, profiles, hardware, int(np.ceil(app.rate * 5)))
