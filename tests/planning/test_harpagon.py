@@ -156,3 +156,27 @@ def test_even_split_option_budgets(inputs):
     plan = plan_harpagon(app, profiles, hardware, split="even")
     assert [m.budget_ms for m in plan.modules] == [75.0, 75.0]
     validate_plan(plan, app, profiles, hardware)
+
+
+def test_quota_repair_stuck_uses_feasible_start(make_app, make_profiles, make_hardware):
+    """Freeing quota one move at a time once got stuck here and raised InfeasiblePlan.
+
+    Starting from the fastest points, m0 and m1 rent 10 h0 workers against a quota of 5.
+    After m0 moves to h1 (quota 1, already used by m2), no single move lowers the excess:
+    m2 must leave h1 while m1 sheds workers. The optimum costs 2.5 USD/h.
+    """
+    app = make_app(
+        [("m0", "p0", 0.0, 1.0), ("m1", "p1", 1.0, 2.5), ("m2", "p2", 2.5, 0.5)],
+        rate=195.2335612244097, slo_ms=63.271665046524944,
+    )
+    profiles = make_profiles({
+        "p0": {"h0": {1: 6.148192691608101, 2: 7.408971304242753, 8: 14.973642980050663},
+               "h1": {4: 13.129942092064027}},
+        "p1": {"h0": {4: 11.861144214293027, 16: 32.48374908758538}, "h1": {16: 35.851533155219585}},
+        "p2": {"h0": {16: 15.5361720624118}, "h1": {1: 6.337076844866976}},
+    })
+    hardware = make_hardware({"h0": 0.7, "h1": 0.4}, {"h0": 5, "h1": 1})
+    plan = plan_harpagon(app, profiles, hardware)
+    validate_plan(plan, app, profiles, hardware)
+    assert plan.cost_per_hour >= 2.5 - 1e-9
+    assert plan_optimal(app, profiles, hardware).cost_per_hour == pytest.approx(2.5)

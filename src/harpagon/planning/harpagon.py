@@ -25,6 +25,7 @@ from harpagon.planning.inputs import (
     planned_application,
     require_frontiers,
 )
+from harpagon.planning.optimal import find_feasible_points
 from harpagon.planning.splitting import reassign_slack, split_by_efficiency, split_evenly
 
 __all__ = ["plan_harpagon"]
@@ -106,7 +107,10 @@ def plan_harpagon(
     if split == "even":
         points, budgets = split_evenly(app, frontiers, quotas)
     else:
-        points = split_by_efficiency(app, frontiers, quotas)
+        points = split_by_efficiency(
+            app, frontiers, quotas,
+            feasible_start=lambda: find_feasible_points(app, frontiers, quotas),
+        )
         points, budgets = reassign_slack(
             app, points, frontiers, contexts, quotas
         )

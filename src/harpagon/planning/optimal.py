@@ -40,7 +40,7 @@ from harpagon.planning.splitting import (
     slo_error,
 )
 
-__all__ = ["plan_optimal", "choose_points"]
+__all__ = ["choose_points", "find_feasible_points", "plan_optimal"]
 
 
 def plan_optimal(
@@ -103,6 +103,33 @@ def choose_points(
     InfeasiblePlan
         If the fastest points break the SLO, or no choice fits the quotas.
     """
+    return _solve(app, frontiers, quotas, minimise_cost=True)
+
+
+def find_feasible_points(
+    app: Application,
+    frontiers: dict[str, list[FrontierPoint]],
+    quotas: dict[str, int],
+) -> dict[str, FrontierPoint] | None:
+    """Return any choice of one point per module that meets the SLO and quotas, or None.
+
+    The MILP has no objective, so HiGHS returns the first feasible choice it finds, not
+    the cheapest. Harpagon uses it only as a starting point when its own quota repair
+    gets stuck.
+    """
+    try:
+        return _solve(app, frontiers, quotas, minimise_cost=False)
+    except InfeasiblePlan:
+        return None
+
+
+def _solve(
+    app: Application,
+    frontiers: dict[str, list[FrontierPoint]],
+    quotas: dict[str, int],
+    *,
+    minimise_cost: bool,
+) -> dict[str, FrontierPoint]:
     paths = Paths.of(app)
     fastest = {name: min(p.latency_ms for p in points) for name, points in frontiers.items()}
     total, _ = paths.critical_path(fastest)
@@ -170,6 +197,8 @@ def choose_points(
             add(row, -np.inf, float(limit))
 
     objective = np.concatenate([np.asarray(cost), np.zeros(len(order))])
+    if not minimise_cost:
+        objective = np.zeros(size)
     integrality = np.concatenate([np.ones(num_points), np.zeros(len(order))])
     bounds = Bounds(
         np.zeros(size),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from harpagon.errors import InfeasiblePlan
@@ -216,6 +216,8 @@ def split_by_efficiency(
     app: Application,
     frontiers: Mapping[str, list[FrontierPoint]],
     quotas: Mapping[str, int] | None = None,
+    *,
+    feasible_start: Callable[[], Mapping[str, FrontierPoint] | None] | None = None,
 ) -> dict[str, FrontierPoint]:
     """Choose one frontier point per module by latency-cost efficiency.
 
@@ -225,6 +227,11 @@ def split_by_efficiency(
     frontier, not only the next one, because frontiers are not convex. A move must keep
     every path through the module within the SLO and the quotas. The split stops when no
     move saves money.
+
+    Freeing over-quota workers one move at a time can get stuck when two modules must
+    change together. Then ``feasible_start()``, if given, returns a choice that meets the
+    SLO and the quotas (or None when there is none), and the money-saving moves start
+    from it.
 
     Raises
     ------
@@ -253,9 +260,16 @@ def split_by_efficiency(
                 if best is None or key < best[0]:
                     best = (key, name, index)
         if best is None:
-            error = check_quotas(state.usage, quotas, f"application {app.name!r} at {app.rate:.6g} req/s")
-            assert error is not None, "quota excess without an over-quota hardware type"
-            raise error
+            start = feasible_start() if feasible_start is not None else None
+            if start is None:
+                error = check_quotas(
+                    state.usage, quotas, f"application {app.name!r} at {app.rate:.6g} req/s"
+                )
+                assert error is not None, "quota excess without an over-quota hardware type"
+                raise error
+            for name, point in start.items():
+                state.move(name, frontiers[name].index(point))
+            break
         state.move(best[1], best[2])
 
     # 2. Save money: the move with the most USD/h saved per ms added, quotas kept.
