@@ -294,7 +294,7 @@ class WorkerProcess(WorkerHandle):
         self.exited = True
         self._outbox.put(None)  # ends the writer thread
         if self.process is not None:
-            self.process.join(0.5)
+            self.process.join(0.1)
         exit_code = None if self.process is None else self.process.exitcode
         died = WorkerDied(f"worker {self.spec.key} ({self.describe()}) exited with code {exit_code}")
         if not self.ready.done():
