@@ -118,13 +118,13 @@ def brute_force_cost(app, profiles, hardware):
 
 
 @st.composite
-def cases(draw, make_app, make_profiles, make_hardware):
+def cases(draw, make_app, make_profiles, make_hardware, always_quotas=False):
     hardware_names = ["h0", "h1"][: draw(st.integers(1, 2))]
     prices = {h: draw(st.sampled_from([0.4, 0.7, 1.0, 1.6, 2.5])) for h in hardware_names}
     quotas = {}
-    if draw(st.booleans()):
+    if always_quotas or draw(st.booleans()):
         for h in hardware_names:
-            if draw(st.booleans()):
+            if always_quotas or draw(st.booleans()):
                 quotas[h] = draw(st.integers(1, 6))
     num_modules = draw(st.integers(1, 4))
     table = {}
@@ -150,7 +150,7 @@ def cases(draw, make_app, make_profiles, make_hardware):
     ]
     app = make_app(
         modules, edges,
-        rate=draw(st.floats(1.0, 200.0)),
+        rate=draw(st.floats(20.0 if always_quotas else 1.0, 200.0)),
         slo_ms=draw(st.floats(10.0, 400.0)),
     )
     return app, make_profiles(table), make_hardware(prices, quotas)
@@ -265,5 +265,26 @@ def test_optimal_round_robin_not_above_ablation(case_strategy):
         optimal = plan_optimal(app, profiles, hardware, dispatch="round_robin")
         validate_plan(optimal, app, profiles, hardware)
         assert optimal.cost_per_hour <= harpagon.cost_per_hour + 1e-6
+
+    check()
+
+
+def test_quota_cases_match_brute_force(make_app, make_profiles, make_hardware):
+    """Quotas on every hardware type: both planners find a plan exactly when one exists."""
+
+    @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(cases(make_app, make_profiles, make_hardware, always_quotas=True))
+    def check(case):
+        app, profiles, hardware = case
+        expected = brute_force_cost(app, profiles, hardware)
+        if expected is None:
+            with pytest.raises(InfeasiblePlan):
+                plan_harpagon(app, profiles, hardware)
+            return
+        optimal = plan_optimal(app, profiles, hardware)
+        assert optimal.cost_per_hour == pytest.approx(expected, rel=1e-6, abs=1e-6)
+        harpagon = plan_harpagon(app, profiles, hardware)
+        validate_plan(harpagon, app, profiles, hardware)
+        assert harpagon.cost_per_hour >= optimal.cost_per_hour - 1e-6
 
     check()
