@@ -55,7 +55,23 @@ def plan_optimal(
 ) -> Plan:
     """Plan ``app`` at the minimum cost the model allows.
 
-    Parameters are those of :func:`harpagon.planning.harpagon.plan_harpagon`.
+    Parameters
+    ----------
+    app, profiles, hardware
+        The application, the profiles of its models and the hardware catalog.
+    rate : float, optional
+        Application rate to plan for, req/s (default ``app.rate``).
+    headroom : float
+        Plan for ``rate * (1 + headroom)``; the plan's ``rate`` is that planned rate.
+    dispatch : Dispatch
+        ``batch_aware`` or ``round_robin``: the dispatch the minimum is taken under.
+    policy : str
+        Name written into the plan.
+
+    Returns
+    -------
+    Plan
+        A validated plan with ``lower_bound_cost_per_hour`` set to the fluid bound.
 
     Raises
     ------
