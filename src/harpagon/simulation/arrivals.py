@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -36,8 +37,8 @@ class MmppParameters:
     """A two-state Markov-modulated Poisson process with the same mean rate as the plan.
 
     The process alternates between a high state at ``high_factor * rate`` and a low state
-    at ``low_factor * rate``; each stay is exponential with mean ``mean_stay_s`` seconds in
-    both states, so each state holds half the time and the mean rate is
+    at ``low_factor * rate``. Each stay is exponential with mean ``mean_stay_s`` seconds in
+    both states, so each state takes half the time on average. The mean rate is then
     ``(high_factor + low_factor) / 2 * rate``, which is ``rate`` for the defaults.
     """
 
@@ -118,9 +119,10 @@ def mmpp_arrivals(
 def read_trace(path: str | Path) -> np.ndarray:
     """Read a trace of request timestamps and return them in seconds from the first, sorted.
 
-    Two formats are read: a CSV with a ``TIMESTAMP`` column of ``YYYY-MM-DD HH:MM:SS.fffffff``
-    values (the Azure public datasets, CRLF line ends accepted), and a plain file of one
-    timestamp in seconds per line (blank lines and lines starting with ``#`` are skipped).
+    Two formats are read. The first is a CSV with a ``TIMESTAMP`` column of
+    ``YYYY-MM-DD HH:MM:SS.fffffff`` values (the Azure public datasets, CRLF line ends
+    accepted). The second is a plain file of one timestamp in seconds per line, where blank
+    lines and lines starting with ``#`` are skipped.
 
     Raises
     ------
@@ -149,7 +151,7 @@ def read_trace(path: str | Path) -> np.ndarray:
     return seconds - seconds[0]
 
 
-def _read_timestamp_csv(handle, path: Path) -> np.ndarray:
+def _read_timestamp_csv(handle: TextIO, path: Path) -> np.ndarray:
     reader = csv.DictReader(handle)
     column = next(name for name in reader.fieldnames or [] if name.strip().upper() == "TIMESTAMP")
     values = [row[column].strip() for row in reader if row.get(column, "").strip()]
@@ -162,7 +164,7 @@ def _read_timestamp_csv(handle, path: Path) -> np.ndarray:
     return (stamps - stamps.min()).astype(np.int64) / 1e9
 
 
-def _read_seconds(handle, path: Path) -> np.ndarray:
+def _read_seconds(handle: TextIO, path: Path) -> np.ndarray:
     values = []
     for number, line in enumerate(handle, start=1):
         text = line.strip()

@@ -43,7 +43,7 @@ FANOUT_KINDS = ("deterministic", "poisson")
 
 @dataclass(frozen=True)
 class ModuleRun:
-    """What happened in one module: its requests and its batches."""
+    """Requests and batches of one module in a simulation run."""
 
     name: str
     request_owner: np.ndarray
