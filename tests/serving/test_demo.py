@@ -11,11 +11,13 @@ from typer.testing import CliRunner
 from harpagon.cli import app as cli_app
 from harpagon.errors import ConfigError
 from harpagon.serving.demo import (
+    DemoResult,
     HistogramSnapshot,
     demo_application,
     histogram_quantile,
     parse_module_histograms,
     run_demo,
+    verdict,
 )
 from harpagon.serving.metrics import ServingMetrics
 
@@ -156,4 +158,44 @@ def test_demo_command_real_models(tmp_path) -> None:
     # Every module ran batches during the measured run.
     assert measured["modules"]["det"]["batches"] > 0
     assert measured["modules"]["det"]["execution_ms"]["mean"] > 0
+    assert measured["modules"]["det"]["slowdown"] == pytest.approx(
+        measured["modules"]["det"]["execution_ms"]["mean"] / planned["modules"][0]["groups"][0]["batch_latency_ms"]
+    )
+    assert measured["host"]["cpus"] >= 1
     assert "SLO attainment" in result.output
+
+
+# --- Verdict -----------------------------------------------------------------------------------
+
+
+def _result(attainment: float, *, slowdown: float = 1.0, load: float = 0.5, rejected: int = 0) -> DemoResult:
+    measured = {
+        "slo_attainment": attainment,
+        "errors_by_kind": {"http_503": rejected} if rejected else {},
+        "send_lag_ms": {"p50": 0.5, "p99": 1.0, "max": 2.0},
+        "modules": {"det": {"slowdown": slowdown}, "rec": {"slowdown": 1.0}},
+        "host": {"cpus": 2, "load_average_1m_before": load, "load_average_1m_after": load},
+    }
+    return DemoResult(planned={}, measured=measured)
+
+
+def test_verdict_target_met() -> None:
+    lines = verdict(_result(0.995))
+
+    assert len(lines) == 1
+    assert "target met: 99.50%" in lines[0]
+
+
+def test_verdict_names_causes_of_miss() -> None:
+    lines = verdict(_result(0.4, slowdown=3.0, load=6.0, rejected=7))
+
+    assert "target missed: 40.00%" in lines[0]
+    assert any("det 3.0x" in line and "rec" not in line for line in lines)
+    assert any("load average was 6.0 on 2 cores" in line for line in lines)
+    assert any("7 requests were rejected (HTTP 503)" in line for line in lines)
+
+
+def test_verdict_miss_without_known_cause() -> None:
+    lines = verdict(_result(0.9))
+
+    assert lines == ["[red]target missed: 90.00% of requests within the SLO (target 99%)[/red]"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ from harpagon.model.plan import Plan
 from harpagon.model.profiles import ProfileSet
 from harpagon.model.validate import validate_plan
 from harpagon.serving.loadgen import (
+    LAG_WARNING_MS,
     BenchReport,
     build_schedule,
     check_bench_options,
@@ -46,6 +48,7 @@ __all__ = [
     "parse_module_histograms",
     "print_demo",
     "run_demo",
+    "verdict",
 ]
 
 logger = logging.getLogger(__name__)
@@ -55,6 +58,9 @@ ATTAINMENT_TARGET = 0.99
 
 WARM_UP_S = 3.0
 """Load at the planned rate before the measured run, so first-batch costs are not measured."""
+
+SLOWDOWN_WARNING = 1.25
+"""Ratio of measured mean batch time to the profile above which the verdict names the module."""
 
 _MODULE_HISTOGRAMS = {
     "execution_ms": "harpagon_execution_time_seconds",
@@ -279,15 +285,36 @@ def run_demo(
     ) as url:
         run_bench_in_process(url, app.name, requests, warm_up, duration_s=WARM_UP_S, slo_ms=plan.slo_ms)
         before = _scrape(url)
+        load_before = os.getloadavg()[0]
         report: BenchReport = run_bench_in_process(
             url, app.name, requests, schedule, duration_s=duration_s, slo_ms=plan.slo_ms,
             extra={"arrivals": "uniform", "rate_rps": plan.rate},
         )
+        load_after = os.getloadavg()[0]
         after = _scrape(url)
 
+    # 3. Measured figures: the generator's report, per-module histograms, and the host's load,
+    # which shows whether other processes competed for the cores during the run.
+    planned = _planned_figures(plan, profiles)
     measured = report.to_dict()
     measured["modules"] = _module_figures(after, before)
-    return DemoResult(planned=_planned_figures(plan, profiles), measured=measured)
+    _add_slowdowns(planned, measured["modules"])
+    measured["host"] = {
+        "cpus": os.cpu_count(),
+        "load_average_1m_before": load_before,
+        "load_average_1m_after": load_after,
+    }
+    return DemoResult(planned=planned, measured=measured)
+
+
+def _add_slowdowns(planned: dict[str, Any], modules: dict[str, dict[str, Any]]) -> None:
+    # Slowdown: measured mean batch time over the profiled d(b) of the module's (first) group.
+    for module in planned["modules"]:
+        figures = modules.get(module["name"])
+        mean_ms = (figures or {}).get("execution_ms", {}).get("mean")
+        if mean_ms is None:
+            continue
+        figures["slowdown"] = mean_ms / module["groups"][0]["batch_latency_ms"]
 
 
 # --- Output ------------------------------------------------------------------------------------
@@ -303,10 +330,7 @@ def print_demo(result: DemoResult, console: Any) -> None:
 
     planned, measured = result.planned, result.measured
     modules = Table(title=f"{planned['app']}: planned vs measured per module (ms)")
-    for column in (
-        "module", "workers", "batch", "d(b) profiled", "exec mean", "exec p99~",
-        "wait p99~", "real batch", "bound",
-    ):
+    for column in ("module", "workers", "b", "d(b)", "exec mean", "exec p99~", "wait p99~", "real b", "bound"):
         modules.add_column(column, justify="right")
     for module in planned["modules"]:
         figures = measured["modules"].get(module["name"], {})
@@ -327,8 +351,9 @@ def print_demo(result: DemoResult, console: Any) -> None:
             )
     console.print(modules)
     console.print(
-        "exec: batch execution time; wait: time in the dispatcher from an item's creation to "
-        "its batch closing; ~: estimated from histogram buckets; bound: planned module latency."
+        "b: planned batch size; d(b): profiled batch time; exec: measured batch time; wait: time "
+        "in the dispatcher from an item's creation to its batch closing; real b: mean real requests "
+        "per batch; ~: estimated from histogram buckets; bound: planned module latency."
     )
 
     summary = Table(title="end to end", show_header=True)
@@ -348,12 +373,37 @@ def print_demo(result: DemoResult, console: Any) -> None:
     summary.add_row("cost USD/h", f"{planned['cost_per_hour']:.4f}", f"{planned['cost_per_hour']:.4f}")
     console.print(summary)
 
+    for line in verdict(result):
+        console.print(line)
+
+
+def verdict(result: DemoResult) -> list[str]:
+    """Return the demo's conclusion: target met or missed, and the likely causes of a miss."""
+    measured = result.measured
     attainment = measured["slo_attainment"] or 0.0
     if attainment >= ATTAINMENT_TARGET:
-        console.print(f"[green]target met: {attainment:.2%} >= {ATTAINMENT_TARGET:.0%} of requests within the SLO[/green]")
-    else:
-        console.print(
-            f"[red]target missed: {attainment:.2%} < {ATTAINMENT_TARGET:.0%} of requests within the SLO. "
-            "Compare exec mean with d(b): a slower execution means optimistic profiles or CPU "
-            "contention.[/red]"
+        return [f"[green]target met: {attainment:.2%} of requests within the SLO (target {ATTAINMENT_TARGET:.0%})[/green]"]
+
+    lines = [f"[red]target missed: {attainment:.2%} of requests within the SLO (target {ATTAINMENT_TARGET:.0%})[/red]"]
+    slow = {
+        name: figures["slowdown"]
+        for name, figures in measured["modules"].items()
+        if figures.get("slowdown", 0.0) > SLOWDOWN_WARNING
+    }
+    if slow:
+        listed = ", ".join(f"{name} {ratio:.1f}x" for name, ratio in slow.items())
+        lines.append(f"- batches ran slower than their profile ({listed}), so workers fell behind the plan")
+    host = measured.get("host", {})
+    cpus, load = host.get("cpus"), host.get("load_average_1m_after")
+    if cpus and load is not None and load > cpus:
+        lines.append(
+            f"- the 1-minute load average was {load:.1f} on {cpus} cores: other processes competed for "
+            "the CPU; rerun on an idle machine"
         )
+    rejected = measured["errors_by_kind"].get("http_503", 0)
+    if rejected:
+        lines.append(f"- {rejected} requests were rejected (HTTP 503) because the server's backlog exceeded the SLO")
+    lag_ms = (measured.get("send_lag_ms") or {}).get("p99")
+    if lag_ms is not None and lag_ms > LAG_WARNING_MS:
+        lines.append(f"- the load generator sent its requests up to {lag_ms:.0f} ms late (p99)")
+    return lines
