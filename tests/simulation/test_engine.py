@@ -51,6 +51,29 @@ def test_hand_plan_report():
     assert set(report) >= {"requests", "slo_attainment", "latency_ms", "modules", "dummy_share", "wall_seconds"}
 
 
+def test_shared_machine_members_take_turns():
+    # Nexus packs both modules on one t4 with a 40 ms duty cycle: det (b = 4, 20 ms) at
+    # phase 0, then cls (b = 8, 8 ms) at phase 20 ms. det finishes at 40 ceil(i / 4) + 22;
+    # both cls requests of frame i are released at 10 i + 62, the second shaped 5 ms later,
+    # and the frame ends 9 ms after the first cls tick (20 + 40 j) at or after 10 i + 67.
+    plan = get_planner("nexus")(APP, PROFILES, HARDWARE)
+    assert [(m.module, m.batch_size) for m in plan.shared_machines[0].members] == [("det", 4), ("cls", 8)]
+    assert plan.shared_machines[0].duty_cycle_ms == 40.0
+    run = simulate(plan, APP, PROFILES, HARDWARE, uniform_arrivals(100.0, 2.0))
+    count = 200
+    det, cls = run.modules["det"], run.modules["cls"]
+    assert det.request_finish_ms.tolist() == pytest.approx([40.0 * math.ceil(i / 4) + 22.0 for i in range(count)])
+    frame_end = [20.0 + 40.0 * math.ceil((10.0 * i + 47.0) / 40.0) + 9.0 for i in range(count)]
+    assert run.latency_ms.tolist() == pytest.approx([frame_end[i] - 10.0 * i for i in range(count)])
+    assert run.latency_ms.max() <= plan.latency_ms
+    # The members never overlap on the machine.
+    assert np.all(np.mod(det.batch_close_ms, 40.0) == 0.0)
+    assert np.all(np.mod(cls.batch_close_ms, 40.0) == 20.0)
+    assert np.all(det.batch_end_ms - det.batch_close_ms == 20.0)
+    report = summarize(run)
+    assert report["modules"]["cls"]["groups"][0]["dispatch"] == "shared#0"
+
+
 def test_round_robin_dispatch_costs_latency():
     # The same plan dispatched per request: each worker collects its own batch.
     batch_aware = simulate(hand_plan(), APP, PROFILES, HARDWARE, uniform_arrivals(100.0, 2.0))

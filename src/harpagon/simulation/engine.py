@@ -94,6 +94,8 @@ def _shared_slots(
 ) -> dict[str, list[tuple[SharedSlot, float]]]:
     # Members of a shared machine run in list order within each duty cycle, so member i's
     # batch starts after the batch times of members 0 .. i-1.
+    # NOTE: each member runs on its own timeline, so a jittered batch that overruns its
+    # slot does not delay the next member. Without jitter, slots of a valid plan never overlap.
     slots: dict[str, list[tuple[SharedSlot, float]]] = {}
     for machine in plan.shared_machines:
         phase_ms = 0.0
