@@ -17,9 +17,11 @@ application arrivals with deterministic fan-out, not the first-cut formula
    with one ``v``) are spread out. With uniform arrivals at rate ``R`` and fan-out ``f``
    the delay ``u - v`` is below ``1000 / R``, and at most ``1000 / R - 1000 / r_m`` when
    ``f`` is an integer (zero for ``f = 1``). This is :func:`shaping_delay_ms`.
-3. **Split.** Each shaped request goes to the group (round-robin: the worker) with the
-   largest deficit ``share * (k + 1) - assigned``, so each group receives its share
-   ``alpha_g = r_g / r_m`` within one request at every prefix.
+3. **Split.** Each shaped request goes to the group with the largest deficit
+   ``share * (k + 1) - assigned`` (ties to the lower index), so each group receives its
+   share ``alpha_g = r_g / r_m`` within one request at every prefix. A round-robin group
+   then hands its requests to its workers in turn. One deficit rule over all the workers
+   of two groups would let a worker drift by more than one request.
 4. **Batch clock.** A batch-aware group closes a batch every ``P_g = 1000 b / w_g`` ms,
    pads it to ``b`` and sends it to its next worker in turn; each worker receives a batch
    every ``n P_g >= d`` ms, so it is never behind. A request joins the first batch that
