@@ -16,7 +16,7 @@ from harpagon.model.hardware import HardwareCatalog
 from harpagon.model.latency import Dispatch
 from harpagon.model.plan import Plan
 from harpagon.model.profiles import ProfileSet
-from harpagon.planning.frontier import harpagon_frontier
+from harpagon.planning.frontier import FrontierPoint, harpagon_frontier
 from harpagon.planning.inputs import (
     assemble_plan,
     fluid_lower_bound,
@@ -81,6 +81,10 @@ def plan_harpagon(
 
     Notes
     -----
+    With quotas, freeing over-quota workers one move at a time can stall. The split
+    then restarts from a choice found by a MILP without objective
+    (:func:`~harpagon.planning.optimal.find_feasible_points`).
+
     Time O(M * K * K_main) for the frontiers (M modules, K batch kinds, K_main kinds that
     can lead a module) plus the splitting's O(M^2 * F^2) worst case (F frontier points).
     """
@@ -95,13 +99,12 @@ def plan_harpagon(
         for name, ctx in contexts.items()
     }
     if quotas:
-        unlimited = module_contexts(app, profiles, hardware, dispatch, quotas=False)
-        require_frontiers(
-            app,
-            frontiers,
-            lambda name: harpagon_frontier(unlimited[name], two_groups=two_groups, dummies=dummies),
-            hardware,
-        )
+        # Only built when a module has no point within the quotas, for the error message.
+        def unlimited(name: str) -> list[FrontierPoint]:
+            ctx = module_contexts(app, profiles, hardware, dispatch, quotas=False)[name]
+            return harpagon_frontier(ctx, two_groups=two_groups, dummies=dummies)
+
+        require_frontiers(app, frontiers, unlimited, hardware)
 
     # 2. Application level: split the SLO, then hand out the slack left on each path.
     if split == "even":
@@ -111,9 +114,7 @@ def plan_harpagon(
             app, frontiers, quotas,
             feasible_start=lambda: find_feasible_points(app, frontiers, quotas),
         )
-        points, budgets = reassign_slack(
-            app, points, frontiers, contexts, quotas
-        )
+        points, budgets = reassign_slack(app, points, frontiers, contexts, quotas)
 
     return assemble_plan(
         app, profiles, hardware, contexts, points, budgets,

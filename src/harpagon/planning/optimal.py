@@ -94,8 +94,11 @@ def plan_optimal(
 
     frontiers = {name: exact_frontier(ctx) for name, ctx in contexts.items()}
     if quotas:
-        unlimited = module_contexts(app, profiles, hardware, dispatch, quotas=False)
-        require_frontiers(app, frontiers, lambda name: exact_frontier(unlimited[name]), hardware)
+        # Only built when a module has no point within the quotas, for the error message.
+        def unlimited(name: str) -> list[FrontierPoint]:
+            return exact_frontier(module_contexts(app, profiles, hardware, dispatch, quotas=False)[name])
+
+        require_frontiers(app, frontiers, unlimited, hardware)
 
     points = choose_points(app, frontiers, quotas)
     points, budgets = reassign_slack(app, points, frontiers, contexts, quotas)
