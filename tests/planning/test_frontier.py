@@ -142,7 +142,7 @@ def test_realize_below_lowest_latency_raises():
 
 def test_context_without_catalog_hardware_raises(make_profiles, make_hardware):
     profiles = make_profiles({"p": {"tpu": {1: 2.0}}})
-    with pytest.raises(ConfigError, match=r"profiled on tpu, but the hardware catalog .* offers t4"):
+    with pytest.raises(ConfigError, match=r"field 'latency_ms' of model 'p' lists hardware tpu, but the hardware catalog .* offers t4"):
         module_context(
             name="m", rate=10.0, overhead_ms=0.0, shaping_ms=0.0,
             profile=profiles["p"], hardware=make_hardware({"t4": 0.5}),

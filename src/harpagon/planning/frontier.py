@@ -245,9 +245,9 @@ def module_context(
         )
     if not kinds:
         raise ConfigError(
-            f"{profile.path}: module {name!r}: model {profile.model!r} is profiled on "
-            f"{', '.join(profile.hardware_names()) or 'no hardware'}, but the hardware catalog "
-            f"{hardware.path} offers {', '.join(hardware.names()) or 'nothing'}; "
+            f"{profile.path}: module {name!r}: field 'latency_ms' of model {profile.model!r} "
+            f"lists hardware {', '.join(profile.hardware_names()) or 'none'}, but the hardware "
+            f"catalog {hardware.path} offers {', '.join(hardware.names()) or 'nothing'}; "
             "profile the model on a catalog type or add the type to the catalog"
         )
     return ModuleContext(name, rate, overhead_ms, shaping_ms, Dispatch(dispatch), tuple(kinds))
