@@ -173,3 +173,17 @@ def test_ray_backend_serves_toy() -> None:
     finally:
         if ray.is_initialized():
             ray.shutdown()
+
+
+def test_pool_unknown_worker_unavailable() -> None:
+    async def run() -> None:
+        pool = _pool([_spec()])
+        await pool.start()
+        try:
+            await pool.wait_ready(60)
+            await pool.run_batch("scale", 1, 0, [_Item(np.array([1.0]), 0.0)], 1)
+        finally:
+            await pool.stop()
+
+    with pytest.raises(WorkerUnavailable, match=r"the plan has no worker scale\[group 1, worker 0\]"):
+        asyncio.run(run())

@@ -10,8 +10,8 @@ travel with the binary tensor data extension. There the ``Inference-Header-Conte
 header gives the length of the JSON header, and each input with a ``binary_data_size``
 parameter takes that many bytes of the rest of the body, in input order. A BYTES tensor is
 each element's 4-byte little-endian length followed by its bytes. Outputs are binary when
-the request asks for it (``parameters.binary_data_output`` or an output's
-``parameters.binary_data``), which is what ``tritonclient.http`` does by default. This follows
+the request sets ``parameters.binary_data_output`` or an output's ``parameters.binary_data``,
+as ``tritonclient.http`` does by default. This follows
 the wire format of ``tritonclient.http`` 2.73 (``_utils.py``, ``_infer_result.py``).
 
 Errors use the v2 shape ``{"error": "..."}``: 400 for a bad request, 404 for an unknown

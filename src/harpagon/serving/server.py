@@ -6,12 +6,13 @@ draining and the metrics. :func:`serve_plan` runs it behind uvicorn until SIGINT
 (the first signal drains, a second SIGINT stops at once); :func:`running_server` runs it in
 a background thread for tests, the load generator and the demo.
 
-Admission control rejects requests with 503 instead of queueing them without bound. A request is rejected when
-(a) an application-level leaky bucket at the planned rate ``R`` would delay it by more than
-``max_backlog_ms`` (default: the SLO), that is, requests arrive faster than the plan can
-absorb; or (b) more than ``max_in_flight`` requests are in flight (default
-``ceil(2 R (slo_ms + max_backlog_ms) / 1000) + 1``, room for admitted requests to take
-twice their bound), which catches workers slower than their profile.
+Admission control rejects requests with 503 instead of queueing them without bound. It
+rejects a request in two cases. (a) An application-level leaky bucket at the planned rate
+``R`` would delay it by more than ``max_backlog_ms`` (default: the SLO), because requests
+arrive faster than the plan can absorb. (b) More than ``max_in_flight`` requests are in
+flight, which catches workers slower than their profile. The default,
+``ceil(2 R (slo_ms + max_backlog_ms) / 1000) + 1``, leaves room for admitted requests to
+take twice their bound.
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ worker the dispatcher names. When a worker dies, the pool starts a replacement a
 re-dispatches the dead worker's in-flight batches to another worker of the same group, or
 to the replacement.
 
-All methods run on the server's asyncio event loop unless a docstring says otherwise; the
-pipe is read and written by two threads per process, so the loop never blocks on it.
+All methods run on the server's asyncio event loop unless their docstring states otherwise.
+Two threads per process read and write the pipe, so the loop never blocks on it.
 """
 
 from __future__ import annotations
@@ -481,7 +481,11 @@ class WorkerPool:
                 raise WorkerUnavailable(f"worker {key} is unavailable: {self._given_up[key]}")
             if self._stopping:
                 raise WorkerUnavailable(f"worker {key} is unavailable: the server is stopping")
-            handle = self.handles[key]
+            handle = self.handles.get(key)
+            if handle is None:
+                raise WorkerUnavailable(
+                    f"the plan has no worker {key}; shared machines are not served by this runtime"
+                )
             if handle.usable:
                 return handle
             for other_key, other in self.handles.items():

@@ -1,7 +1,7 @@
 """The ``ray`` backend: each worker is a Ray actor with the resource request of its hardware.
 
 A CPU hardware type requests ``num_cpus = threads``. A GPU type requests one GPU, plus that
-``accelerator_type`` when Ray knows the type's name (``T4``, ``V100``, ``A100``, ...).
+``accelerator_type`` when Ray lists the type's name in ``ray.util.accelerators`` (``T4``, ``V100``, ``A100``, ...).
 With ``address`` the backend joins an existing cluster; without one it starts a local Ray
 instance limited to this machine's CPUs and shuts it down on ``close``.
 """
