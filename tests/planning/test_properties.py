@@ -234,7 +234,7 @@ ABLATIONS = [
 ]
 
 
-@pytest.mark.parametrize("options", ABLATIONS, ids=lambda o: next(iter(o.values())).__str__())
+@pytest.mark.parametrize("options", ABLATIONS, ids=["round_robin", "single_group", "no_dummies", "even_split"])
 def test_ablation_plans_validate(case_strategy, options):
     @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(case_strategy)
