@@ -32,7 +32,7 @@ def drive(
     """Run ``dispatcher`` in virtual time and return every batch it sends.
 
     Request ``i`` arrives at ``arrivals_ms[i]`` (non-decreasing) with release
-    ``releases_ms[i]``. Deadlines strictly before an arrival are served first; a
+    ``releases_ms[i]``. Deadlines strictly before an arrival are served first, and a
     deadline at the arrival's time is served after it, as the simulator does.
     """
     sent: list[Batch] = []

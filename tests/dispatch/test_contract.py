@@ -56,7 +56,7 @@ def single_module_plans(draw):
         batch_size = draw(st.sampled_from([1, 2, 3, 4, 8, 16]))
         batch_latency_ms = draw(st.floats(0.5, 60.0))
         latencies[hardware] = {batch_size: batch_latency_ms}
-        # The fewest workers whose capacity covers the overflow-free collection rate.
+        # The minimum worker count whose capacity covers the overflow-free collection rate.
         workers = 1
         while True:
             slack = slack_share(rate / module_rate, workers, dispatch, num_groups)

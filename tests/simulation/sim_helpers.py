@@ -61,6 +61,8 @@ def random_cases(draw):
     fan-out factors 0.5, 1, 2 and 2.5, a random DAG, one or two hardware types."""
     hardware_names = ["h0", "h1"][: draw(st.integers(1, 2))]
     prices = {h: draw(st.sampled_from([0.4, 0.7, 1.0, 1.6, 2.5])) for h in hardware_names}
+
+    # Modules: profiles d(b) = base + per_request * b on some of the hardware types.
     num_modules = draw(st.integers(1, 4))
     table = {}
     modules = []
@@ -77,6 +79,8 @@ def random_cases(draw):
         overhead = draw(st.sampled_from([0.0, 1.0, 2.5]))
         factor = draw(st.sampled_from([0.5, 1.0, 2.0, 2.5]))
         modules.append(Module(f"m{i}", f"p{i}", overhead, factor))
+
+    # A random DAG: every forward edge is present or not.
     edges = tuple(
         (f"m{i}", f"m{j}")
         for i in range(num_modules)

@@ -18,8 +18,8 @@ from harpagon.simulation import poisson_arrivals, simulate, summarize, uniform_a
 def test_hand_plan_latencies():
     # det: slot 10 ms, ticks every 80 ms, request i leaves at 80 ceil(i / 8) and finishes
     # 22 ms later. cls: both requests of frame i are released at 10 i + 102 and shaped to
-    # 10 i + 102 and 10 i + 107, and a tick every 20 ms; the frame ends 9 ms after the
-    # tick of the second one.
+    # 10 i + 102 and 10 i + 107. A cls tick comes every 20 ms, and the frame ends 9 ms
+    # after the tick of its second request.
     run = simulate(hand_plan(), APP, PROFILES, HARDWARE, uniform_arrivals(100.0, 1.0))
     count = 100
     det_finish = [80.0 * math.ceil(i / 8) + 22.0 for i in range(count)]

@@ -57,7 +57,7 @@ def test_invariant_random_plans(policy):
 
 
 def test_invariant_shared_machines():
-    # Nexus packs residuals onto shared machines with a duty cycle; its plans obey the
+    # Nexus packs residuals onto shared machines with a duty cycle. Its plans obey the
     # same model, so the simulator must keep them within their latency too.
     @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(case=random_cases(), count=st.integers(200, 1000))
