@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from harpagon.cli import app as cli
@@ -199,3 +200,27 @@ def test_plan_nexus_lists_shared_machines():
     result = runner.invoke(cli, ["plan", "--app", "campus_safety", "--policy", "nexus"])
     assert result.exit_code == 0, result.output
     assert "shared machines" in result.output
+
+
+def test_plan_unwritable_output(files):
+    result = _plan(files, "-o", str(files["dir"] / "missing" / "plan.json"))
+    _assert_clean_error(result, "cannot write the plan", "choose a writable path for -o")
+
+
+def test_plan_profiles_from_csv(files):
+    csv = files["dir"] / "profiles.csv"
+    rows = ["model,hardware,batch_size,latency_ms"]
+    for model, text in (("det", DET_YAML), ("cls", CLS_YAML)):
+        for hardware, by_size in yaml.safe_load(text)["latency_ms"].items():
+            rows += [f"{model},{hardware},{size},{latency}" for size, latency in by_size.items()]
+    csv.write_text("\n".join(rows) + "\n")
+    output = files["dir"] / "plan.json"
+    result = runner.invoke(
+        cli,
+        ["plan", "--app", str(files["app"]), "--profiles", str(csv),
+         "--hardware", str(files["hardware"]), "-o", str(output)],
+    )
+    assert result.exit_code == 0, result.output
+    from_csv = json.loads(output.read_text())["cost_per_hour"]
+    assert _plan(files, "-o", str(output)).exit_code == 0
+    assert json.loads(output.read_text())["cost_per_hour"] == pytest.approx(from_csv)

@@ -158,6 +158,7 @@ def plan_command(
     output: str = typer.Option(None, "-o", "--output", help="Write the plan JSON to this file."),
 ) -> None:
     """Plan an application at minimum cost under its latency SLO and print the plan."""
+    from harpagon.errors import ConfigError
     from harpagon.planning.registry import get_planner
 
     planner = get_planner(policy)
@@ -167,7 +168,12 @@ def plan_command(
     plan = planner(application, profiles, hardware, rate=rate, headroom=headroom)
     _print_plan(plan, hardware)
     if output is not None:
-        plan.save(output)
+        try:
+            plan.save(output)
+        except OSError as err:
+            raise ConfigError(
+                f"{output}: cannot write the plan ({err.strerror}); choose a writable path for -o"
+            ) from err
         err_console.print(f"wrote {output}")
 
 
