@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from dispatch_helpers import drive, group, module_plan
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harpagon.dispatch import (
     BatchAwareDispatcher,
@@ -234,3 +237,38 @@ def test_zero_collection_rate_rejected():
     plan = module_plan([group(4, 1, 0.0)], rate=10.0)
     with pytest.raises(ConfigError, match="rates must be > 0"):
         make_dispatcher(plan, 100.0)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    gaps=st.lists(st.floats(0.0, 20.0), min_size=1, max_size=80),
+    lags=st.lists(st.floats(-10.0, 30.0), min_size=80, max_size=80),
+    delays=st.lists(st.floats(0.0, 25.0), min_size=200, max_size=200),
+    mode=st.sampled_from(["planned", "batch_aware", "round_robin"]),
+)
+def test_late_caller_loses_no_request(gaps, lags, delays, mode):
+    # A runtime serves deadlines late by a random delay; every request still leaves once,
+    # in a batch of 1..b requests that closed no later than the call that returned it.
+    plan = module_plan([group(4, 2, 60.0, 10.0, "round_robin"), group(2, 1, 40.0, 5.0)])
+    dispatcher = make_dispatcher(plan, 100.0, dispatch=mode)
+    arrivals = np.cumsum(gaps).tolist()
+    delay = iter(delays)
+    sent = []
+
+    def collect(now_ms, batches):
+        assert [b.close_ms for b in batches] == sorted(b.close_ms for b in batches)
+        for batch in batches:
+            assert batch.close_ms <= now_ms
+            assert 1 <= len(batch.requests) <= batch.batch_size
+        sent.extend(batches)
+
+    for request_id, now_ms in enumerate(arrivals):
+        while (deadline := dispatcher.next_deadline_ms()) is not None and deadline < now_ms:
+            late_ms = min(deadline + next(delay, 0.0), now_ms)
+            collect(late_ms, dispatcher.on_deadline(late_ms))
+        request = ModuleRequest(request_id, now_ms + lags[request_id])
+        collect(now_ms, dispatcher.on_request(now_ms, request))
+    end_ms = (arrivals[-1] if arrivals else 0.0) + 5.0
+    collect(end_ms, dispatcher.drain(end_ms))
+    assert dispatcher.pending() == 0
+    assert sorted(r.request_id for b in sent for r in b.requests) == list(range(len(arrivals)))
