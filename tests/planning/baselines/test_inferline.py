@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harpagon.errors import InfeasiblePlan
+from harpagon.evaluation.suites import random_workload
 from harpagon.model import (
     Application,
     HardwareCatalog,
@@ -14,7 +18,7 @@ from harpagon.model import (
     ProfileSet,
     validate_plan,
 )
-from harpagon.planning.baselines.inferline import plan_inferline
+from harpagon.planning.baselines.inferline import InferLineConfig, _Greedy, plan_inferline
 
 CATALOG = HardwareCatalog({"fast": HardwareType("fast", 3.0), "slow": HardwareType("slow", 1.0)})
 PROFILES = ProfileSet({
@@ -80,3 +84,26 @@ def test_groups_are_batch_aware_without_dummies():
 def test_start_missing_slo_infeasible():
     with pytest.raises(InfeasiblePlan, match="even the fastest hardware at the smallest batch size"):
         plan_inferline(one_module(9.0), PROFILES, CATALOG)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_greedy_ends_where_no_action_helps(seed):
+    workload = random_workload(np.random.default_rng(seed))
+    app, profiles, hardware = workload.app, workload.profiles, workload.hardware
+    try:
+        plan = plan_inferline(app, profiles, hardware)
+    except InfeasiblePlan:
+        return
+    greedy = _Greedy(app, profiles, hardware)
+    configs = {
+        m.name: InferLineConfig(m.groups[0].hardware, m.groups[0].batch_size, m.groups[0].workers)
+        for m in plan.modules
+    }
+    assert greedy.is_valid(configs)
+    cost = greedy.cost(configs)
+    assert cost == pytest.approx(plan.cost_per_hour)
+    for name, config in configs.items():
+        for _, moved in greedy.actions(name, config):
+            candidate = {**configs, name: moved}
+            assert greedy.cost(candidate) >= cost - 1e-9 or not greedy.is_valid(candidate)

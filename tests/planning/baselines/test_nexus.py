@@ -344,3 +344,14 @@ def test_validator_requires_shared_member_slack():
         validate_plan(plan_with_cycle(4000.0 / residual_rate), app, profile_set, catalog)
     validate_plan(plan_with_cycle(1000.0 * (4 - residual_rate / 400.0) / residual_rate),
                   app, profile_set, catalog)
+
+
+def test_plan_diamond_join_keeps_paths_within_slo():
+    modules = tuple(Module(n, "p", 1.0) for n in "abcd")
+    edges = (("a", "b"), ("a", "c"), ("b", "d"), ("c", "d"))
+    app = Application("diamond", 200.0, 240.0, modules, edges)
+    plan = plan_nexus(app, profiles(), catalog())
+    validate_plan(plan, app, profiles(), catalog())
+    budgets = {m.name: m.budget_ms for m in plan.modules}
+    for path in app.paths():
+        assert sum(budgets[name] for name in path) <= app.slo_ms + 1e-9
