@@ -265,7 +265,8 @@ def compare_command(
     ),
     policies: str = typer.Option(
         None, "--policies", help="Comma-separated policies to compare; harpagon is always "
-        "included as the reference. Default: every registered policy."
+        "included as the reference. Default: harpagon, optimal, nexus, scrooge, inferline "
+        "and the four harpagon ablations."
     ),
     json_out: str = typer.Option(None, "--json", help="Write the summary and every outcome as JSON here."),
     plot_out: str = typer.Option(None, "--plot", help="Write the comparison figure (PNG) here."),
