@@ -350,6 +350,10 @@ def split_evenly(
     A module's share is ``slo_ms / k`` where ``k`` is the most modules on one path
     through it, so the shares on every path add up to at most the SLO.
 
+    NOTE: with quotas, modules take their cheapest point in topological order, so an
+    early module can use up a quota that a later one needed. The split then raises
+    InfeasiblePlan even when another choice would fit.
+
     Raises
     ------
     InfeasiblePlan
