@@ -10,6 +10,7 @@ here reads a clock, does I/O or logs. It imports only :mod:`harpagon.model`.
 
 from harpagon.dispatch.base import Batch, Dispatcher, ModuleRequest
 from harpagon.dispatch.bulk import BulkDispatch, dispatch_bulk
+from harpagon.dispatch.capacity import full_capacity
 from harpagon.dispatch.clocks import BatchClock, Route, SharedSlot, build_clocks, build_routes
 from harpagon.dispatch.policies import (
     BatchAwareDispatcher,
@@ -24,5 +25,5 @@ __all__ = [
     "Batch", "BatchAwareDispatcher", "BatchClock", "BulkDispatch", "ClockedDispatcher",
     "DispatchMode", "Dispatcher", "ModuleRequest", "RoundRobinDispatcher", "Route",
     "SharedSlot", "Splitter", "build_clocks", "build_routes", "dispatch_bulk",
-    "make_dispatcher", "split_targets",
+    "full_capacity", "make_dispatcher", "split_targets",
 ]

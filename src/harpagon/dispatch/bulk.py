@@ -88,7 +88,9 @@ def dispatch_bulk(
     released_ms = np.maximum(arrival_ms, release_ms)
     order = np.argsort(released_ms, kind="stable")
     offsets_ms = dispatcher.slot_ms * np.arange(count, dtype=np.float64)
-    shaped_ms = offsets_ms + np.maximum.accumulate(released_ms[order] - offsets_ms)
+    # A late request is shaped on its virtual release, but joins no batch before it arrives.
+    shaped_ms = offsets_ms + np.maximum.accumulate(release_ms[order] - offsets_ms)
+    shaped_ms = np.maximum(shaped_ms, released_ms[order])
 
     # 2. Split to groups, rotate over each group's clocks, then place by position.
     routes = split_targets(tuple(route.share for route in dispatcher.routes), count)

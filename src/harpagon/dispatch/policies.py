@@ -82,13 +82,19 @@ class ClockedDispatcher(Dispatcher):
         *,
         origin_ms: float = 0.0,
         shared: tuple[SharedSlot, ...] = (),
+        shaping_rate: float | None = None,
     ) -> None:
         super().__init__(module, app_rate, origin_ms=origin_ms)
+        if shaping_rate is not None and not shaping_rate >= module.rate:
+            raise ValueError(
+                f"shaping_rate must be >= the module rate {module.rate} req/s, got {shaping_rate}"
+            )
         self.clocks: tuple[BatchClock, ...] = build_clocks(
             module, self.forced_policy, origin_ms, tuple(shared)
         )
-        self.slot_ms = 1000.0 / module.rate
-        """Shaping interval ``1000 / r_m`` between consecutive shaped requests."""
+        self.slot_ms = 1000.0 / (module.rate if shaping_rate is None else shaping_rate)
+        """Shaping interval between consecutive shaped requests, ms: ``1000 / r_m`` unless a
+        faster ``shaping_rate`` is given."""
         self.routes = build_routes(self.clocks)
         """Split targets: one per group or shared slot, each over its consecutive clocks."""
         self._splitter = Splitter(tuple(route.share for route in self.routes))
@@ -114,7 +120,7 @@ class ClockedDispatcher(Dispatcher):
         self._num_pending += 1
         self._release_due(now_ms)
         if request.release_ms <= now_ms:
-            self._place(request, now_ms)
+            self._place(request, request.release_ms, now_ms)
         else:
             heapq.heappush(self._held, (request.release_ms, self._num_accepted, request))
         self._num_accepted += 1
@@ -138,7 +144,7 @@ class ClockedDispatcher(Dispatcher):
     def drain(self, now_ms: float) -> list[Batch]:
         while self._held:
             release_ms, _, request = heapq.heappop(self._held)
-            self._place(request, max(release_ms, now_ms))
+            self._place(request, release_ms, max(release_ms, now_ms))
         batches = self._close_due(math.inf, inclusive=True)
         return [
             Batch(b.group, b.worker, b.requests, b.batch_size, now_ms) for b in batches
@@ -150,15 +156,17 @@ class ClockedDispatcher(Dispatcher):
         held = self._held
         while held and held[0][0] <= now_ms:
             release_ms, _, request = heapq.heappop(held)
-            self._place(request, release_ms)
+            self._place(request, release_ms, release_ms)
 
-    def _place(self, request: ModuleRequest, release_ms: float) -> None:
-        # 1. Shape: u_k = slot k + running max of (release - slot k).
+    def _place(self, request: ModuleRequest, release_ms: float, now_ms: float) -> None:
+        # 1. Shape on the virtual release: u_k = slot k + running max of (release - slot k).
+        # A late request (now > release) is shaped on its release too, so that its lateness
+        # does not shift every later request; it only joins no batch that closed already.
         k = self._num_shaped
         self._num_shaped += 1
         offset_ms = self.slot_ms * k
         self._shaped_offset_max = max(self._shaped_offset_max, release_ms - offset_ms)
-        shaped_ms = offset_ms + self._shaped_offset_max
+        shaped_ms = max(offset_ms + self._shaped_offset_max, now_ms)
 
         # 2. Split to a group, rotate over its clocks, then take the first batch at or
         # after u that has room.
@@ -214,12 +222,15 @@ def make_dispatcher(
     dispatch: DispatchMode | str = DispatchMode.PLANNED,
     origin_ms: float = 0.0,
     shared: tuple[SharedSlot, ...] = (),
+    shaping_rate: float | None = None,
 ) -> ClockedDispatcher:
     """Return the dispatcher of ``module`` for a dispatch mode.
 
     ``planned`` follows each group's ``dispatch`` field; ``batch_aware`` and
     ``round_robin`` force one policy on every group (round-robin over a plan made for
-    batch-aware dispatch is that plan dispatched per request).
+    batch-aware dispatch is that plan dispatched per request). ``shaping_rate`` (req/s, at
+    least the module rate) replaces the module rate in the shaper; see
+    :func:`harpagon.dispatch.capacity.full_capacity`.
 
     Raises
     ------
@@ -238,4 +249,6 @@ def make_dispatcher(
         DispatchMode.BATCH_AWARE: BatchAwareDispatcher,
         DispatchMode.ROUND_ROBIN: RoundRobinDispatcher,
     }
-    return kinds[mode](module, app_rate, origin_ms=origin_ms, shared=shared)
+    return kinds[mode](
+        module, app_rate, origin_ms=origin_ms, shared=shared, shaping_rate=shaping_rate
+    )
