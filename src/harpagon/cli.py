@@ -498,6 +498,11 @@ def serve_command(
     dispatch: str = typer.Option(
         "planned", "--dispatch", help="Dispatch policy: planned, batch_aware or round_robin."
     ),
+    clock: str = typer.Option(
+        "capacity", "--clock",
+        help="Batch clocks: capacity (each group collects at its capacity, padding the rest; "
+        "lower latency, same cost) or planned (the plan's own collection rates).",
+    ),
     max_backlog_ms: float = typer.Option(
         None, "--max-backlog-ms", min=0,
         help="Reject (503) a request that would wait longer than this, in ms, because requests "
@@ -519,7 +524,9 @@ def serve_command(
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     plan = load_plan(plan_path)
     adapter, profiles, hardware = _serving_inputs(app_spec, adapter_path, profiles_path, hardware_path)
-    options = ServingOptions(max_backlog_ms=max_backlog_ms, max_in_flight=max_in_flight, dispatch=dispatch)
+    options = ServingOptions(
+        max_backlog_ms=max_backlog_ms, max_in_flight=max_in_flight, dispatch=dispatch, clock=clock
+    )
     serve_plan(
         plan, adapter, host=host, port=port, backend=backend, profiles=profiles,
         hardware=hardware, address=address, options=options,

@@ -26,8 +26,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from harpagon.dispatch import Batch, Dispatcher, ModuleRequest, make_dispatcher
-from harpagon.model.plan import Plan
+from harpagon.dispatch import Batch, Dispatcher, ModuleRequest, full_capacity, make_dispatcher
+from harpagon.errors import ConfigError
+from harpagon.model.plan import ModulePlan, Plan
 from harpagon.serving.metrics import ServingMetrics
 from harpagon.serving.stages import AppAdapter, RequestState
 
@@ -82,6 +83,10 @@ class Pipeline:
         Where batch sizes, padding and dispatcher waits are recorded.
     dispatch : str
         ``planned`` (each group's own policy), ``batch_aware`` or ``round_robin``.
+    clock : str
+        ``capacity`` (default): batch clocks at each group's capacity and a shaper as fast
+        as the groups allow (:func:`harpagon.dispatch.full_capacity`); ``planned``: the
+        plan's own collection rates, as the simulator runs them.
     """
 
     def __init__(
@@ -93,6 +98,7 @@ class Pipeline:
         metrics: ServingMetrics,
         *,
         dispatch: str = "planned",
+        clock: str = "capacity",
     ) -> None:
         self.plan = plan
         self.adapter = adapter
@@ -100,9 +106,10 @@ class Pipeline:
         self.start_ms = dict(start_ms)
         self._run_batch = run_batch
         self._metrics = metrics
+        if clock not in ("capacity", "planned"):
+            raise ConfigError(f"unknown batch clock {clock!r}; use capacity or planned")
         self.dispatchers: dict[str, Dispatcher] = {
-            module.name: make_dispatcher(module, plan.rate, dispatch=dispatch)
-            for module in plan.modules
+            module.name: self._make_dispatcher(module, dispatch, clock) for module in plan.modules
         }
         self._parents = {name: self.app.predecessors(name) for name in self.app.topological_order}
         self._successors = {name: self.app.successors(name) for name in self.app.topological_order}
@@ -112,6 +119,15 @@ class Pipeline:
         self._app_ids = itertools.count()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._origin_s = 0.0
+
+    def _make_dispatcher(self, module: ModulePlan, dispatch: str, clock: str) -> Dispatcher:
+        # With clock="capacity", every group collects at its capacity (the most dummies the
+        # plan allows) and the shaper runs as fast as the groups can take, so bursts of
+        # fan-out drain sooner; every latency bound of the plan still holds.
+        if clock == "planned" or not module.groups:
+            return make_dispatcher(module, self.plan.rate, dispatch=dispatch)
+        padded, shaping_rate = full_capacity(module, self.app.module(module.name).overhead_ms)
+        return make_dispatcher(padded, self.plan.rate, dispatch=dispatch, shaping_rate=shaping_rate)
 
     # --- clock and entry
 

@@ -79,6 +79,8 @@ class ServingOptions:
     """How long shutdown waits for in-flight requests."""
     dispatch: str = "planned"
     """``planned``, ``batch_aware`` or ``round_robin`` (see ``harpagon.dispatch.make_dispatcher``)."""
+    clock: str = "capacity"
+    """``capacity`` or ``planned`` batch clocks (see :class:`harpagon.serving.pipeline.Pipeline`)."""
 
 
 class ServingRuntime:
@@ -158,6 +160,7 @@ class ServingRuntime:
         # Built here, so a bad dispatch mode fails before anything starts.
         self.pipeline = Pipeline(
             plan, adapter, self.start_ms, self._run_batch, self.metrics, dispatch=self.options.dispatch,
+            clock=self.options.clock,
         )
         self.draining = False
         self.in_flight = 0
