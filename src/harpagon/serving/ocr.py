@@ -332,6 +332,11 @@ class OcrAdapter(AppAdapter):
     """
 
     MODULES = ("det", "cls", "rec")
+    inputs = [{"name": "image", "datatype": "BYTES", "shape": [1]}]
+    outputs = [
+        {"name": "text", "datatype": "BYTES", "shape": [-1]},
+        {"name": "boxes", "datatype": "FP32", "shape": [-1, 4, 2]},
+    ]
 
     def __init__(self, application: Application | None = None, text_score: float | None = None) -> None:
         if application is None:
