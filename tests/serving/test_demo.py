@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -13,6 +14,7 @@ from harpagon.errors import ConfigError
 from harpagon.serving.demo import (
     DemoResult,
     HistogramSnapshot,
+    cpu_sample,
     demo_application,
     histogram_quantile,
     parse_module_histograms,
@@ -162,19 +164,23 @@ def test_demo_command_real_models(tmp_path) -> None:
         measured["modules"]["det"]["execution_ms"]["mean"] / planned["modules"][0]["groups"][0]["batch_latency_ms"]
     )
     assert measured["host"]["cpus"] >= 1
+    assert measured["host"]["demo_cpu_cores"] > 0
+    assert measured["host"]["other_cpu_cores"] >= 0
     assert "SLO attainment" in result.output
 
 
 # --- Verdict -----------------------------------------------------------------------------------
 
 
-def _result(attainment: float, *, slowdown: float = 1.0, load: float = 0.5, rejected: int = 0) -> DemoResult:
+def _result(
+    attainment: float, *, slowdown: float = 1.0, load: float = 0.5, other: float = 0.1, rejected: int = 0
+) -> DemoResult:
     measured = {
         "slo_attainment": attainment,
         "errors_by_kind": {"http_503": rejected} if rejected else {},
         "send_lag_ms": {"p50": 0.5, "p99": 1.0, "max": 2.0},
         "modules": {"det": {"slowdown": slowdown}, "rec": {"slowdown": 1.0}},
-        "host": {"cpus": 2, "load_average_1m_before": load, "load_average_1m_after": load},
+        "host": {"cpus": 2, "load_average_1m": load, "demo_cpu_cores": 0.8, "other_cpu_cores": other},
     }
     return DemoResult(planned={}, measured=measured)
 
@@ -187,11 +193,11 @@ def test_verdict_target_met() -> None:
 
 
 def test_verdict_names_causes_of_miss() -> None:
-    lines = verdict(_result(0.4, slowdown=3.0, load=6.0, rejected=7))
+    lines = verdict(_result(0.4, slowdown=3.0, load=6.0, other=1.2, rejected=7))
 
     assert "target missed: 40.00%" in lines[0]
     assert any("det 3.0x" in line and "rec" not in line for line in lines)
-    assert any("load average was 6.0 on 2 cores" in line for line in lines)
+    assert any("other processes used 1.20 of the 2 cores" in line for line in lines)
     assert any("7 requests were rejected (HTTP 503)" in line for line in lines)
 
 
@@ -199,3 +205,19 @@ def test_verdict_miss_without_known_cause() -> None:
     lines = verdict(_result(0.9))
 
     assert lines == ["[red]target missed: 90.00% of requests within the SLO (target 99%)[/red]"]
+
+
+def test_cpu_sample_counts_own_work() -> None:
+    before = cpu_sample()
+    deadline = time.monotonic() + 0.3
+    while time.monotonic() < deadline:
+        pass  # busy loop: this process uses one core
+    after = cpu_sample()
+
+    assert before is not None
+    assert after is not None
+    own_s = after["own_s"] - before["own_s"]
+    wall_s = after["wall_s"] - before["wall_s"]
+    # One busy thread uses some CPU, and no more than the wall time (plus one 10 ms tick each side).
+    assert own_s > 0
+    assert own_s <= wall_s + 0.02

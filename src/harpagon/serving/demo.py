@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +59,9 @@ ATTAINMENT_TARGET = 0.99
 
 WARM_UP_S = 3.0
 """Load at the planned rate before the measured run, so first-batch costs are not measured."""
+
+OTHER_CPU_WARNING = 0.25
+"""Cores used by processes outside the demo above which the verdict names them as a cause."""
 
 SLOWDOWN_WARNING = 1.25
 """Ratio of measured mean batch time to the profile above which the verdict names the module."""
@@ -285,26 +289,74 @@ def run_demo(
     ) as url:
         run_bench_in_process(url, app.name, requests, warm_up, duration_s=WARM_UP_S, slo_ms=plan.slo_ms)
         before = _scrape(url)
-        load_before = os.getloadavg()[0]
+        cpu_before = cpu_sample()
         report: BenchReport = run_bench_in_process(
             url, app.name, requests, schedule, duration_s=duration_s, slo_ms=plan.slo_ms,
             extra={"arrivals": "uniform", "rate_rps": plan.rate},
         )
-        load_after = os.getloadavg()[0]
+        cpu_after = cpu_sample()
         after = _scrape(url)
 
-    # 3. Measured figures: the generator's report, per-module histograms, and the host's load,
-    # which shows whether other processes competed for the cores during the run.
+    # 3. Measured figures: the generator's report, per-module histograms, and the CPU used by
+    # processes outside the demo, which shows whether they competed for the cores.
     planned = _planned_figures(plan, profiles)
     measured = report.to_dict()
     measured["modules"] = _module_figures(after, before)
     _add_slowdowns(planned, measured["modules"])
     measured["host"] = {
         "cpus": os.cpu_count(),
-        "load_average_1m_before": load_before,
-        "load_average_1m_after": load_after,
+        "load_average_1m": os.getloadavg()[0],
+        "demo_cpu_cores": _cores(cpu_before, cpu_after, "own_s"),
+        "other_cpu_cores": _cores(cpu_before, cpu_after, "other_s"),
     }
     return DemoResult(planned=planned, measured=measured)
+
+
+def cpu_sample() -> dict[str, float] | None:
+    """Return CPU seconds used so far by this process tree (``own_s``) and by all other processes.
+
+    Reads ``/proc`` (Linux only; ``None`` elsewhere). ``own_s`` counts this process, its live
+    descendants (the workers) and its reaped children (the load generator); ``other_s`` is the
+    machine's busy time minus ``own_s``. ``wall_s`` is ``time.monotonic()``.
+    """
+    try:
+        ticks_per_s = os.sysconf("SC_CLK_TCK")
+        with open("/proc/stat") as handle:
+            fields = [int(value) for value in handle.readline().split()[1:8]]
+        # user, nice, system, idle, iowait, irq, softirq: busy = all but idle and iowait.
+        busy = sum(fields) - fields[3] - fields[4]
+        parents: dict[int, int] = {}
+        times: dict[int, int] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    stat = handle.read()
+            except OSError:
+                continue  # the process exited while the loop ran
+            # The command name may contain spaces, so fields are counted after its closing ")".
+            rest = stat[stat.rindex(")") + 2:].split()
+            parents[int(entry)] = int(rest[1])
+            times[int(entry)] = int(rest[11]) + int(rest[12])
+            if int(entry) == os.getpid():
+                times[int(entry)] += int(rest[13]) + int(rest[14])
+    except (OSError, ValueError):
+        return None
+
+    own, frontier = 0, [os.getpid()]
+    while frontier:
+        pid = frontier.pop()
+        own += times.get(pid, 0)
+        frontier.extend(child for child, parent in parents.items() if parent == pid)
+    return {"own_s": own / ticks_per_s, "other_s": (busy - own) / ticks_per_s, "wall_s": time.monotonic()}
+
+
+def _cores(before: dict[str, float] | None, after: dict[str, float] | None, key: str) -> float | None:
+    # Mean cores used between two samples: CPU seconds over wall seconds.
+    if before is None or after is None or after["wall_s"] <= before["wall_s"]:
+        return None
+    return max(0.0, (after[key] - before[key]) / (after["wall_s"] - before["wall_s"]))
 
 
 def _add_slowdowns(planned: dict[str, Any], modules: dict[str, dict[str, Any]]) -> None:
@@ -394,11 +446,11 @@ def verdict(result: DemoResult) -> list[str]:
         listed = ", ".join(f"{name} {ratio:.1f}x" for name, ratio in slow.items())
         lines.append(f"- batches ran slower than their profile ({listed}), so workers fell behind the plan")
     host = measured.get("host", {})
-    cpus, load = host.get("cpus"), host.get("load_average_1m_after")
-    if cpus and load is not None and load > cpus:
+    other, own = host.get("other_cpu_cores"), host.get("demo_cpu_cores")
+    if other is not None and other > OTHER_CPU_WARNING:
         lines.append(
-            f"- the 1-minute load average was {load:.1f} on {cpus} cores: other processes competed for "
-            "the CPU; rerun on an idle machine"
+            f"- other processes used {other:.2f} of the {host.get('cpus')} cores during the run "
+            f"(the demo itself {own:.2f}); rerun on an idle machine"
         )
     rejected = measured["errors_by_kind"].get("http_503", 0)
     if rejected:
