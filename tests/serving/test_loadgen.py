@@ -419,8 +419,10 @@ def test_run_bench_against_toy_runtime() -> None:
     adapter = ToyAdapter(batch_ms=5.0)
 
     with running_server(plan, adapter, profiles=profiles, hardware=hardware) as url:
-        report = run_bench(url, "toy", [request], _schedule(20, 20.0), duration_s=1.0, slo_ms=plan.slo_ms)
+        # No slo_ms given: the generator reads it from the server's model metadata.
+        report = run_bench(url, "toy", [request], _schedule(20, 20.0), duration_s=1.0)
 
     assert report.ok == 20
     assert report.errors == 0
+    assert report.slo_ms == pytest.approx(plan.slo_ms)
     assert report.slo_attainment is not None
