@@ -64,9 +64,9 @@ from harpagon.serving.loadgen import (
     load_requests,
     run_bench_in_process,
 )
-from harpagon.serving.ocr import decode_image
+from harpagon.serving.ocr import OcrAdapter, decode_image
 from harpagon.serving.server import ServingOptions, running_server
-from harpagon.serving.stages import AppAdapter, RequestState
+from harpagon.serving.stages import RequestState
 
 logger = logging.getLogger("bench_ray_serve")
 console = Console()
@@ -112,22 +112,17 @@ class Settings:
 # --- Harpagon: a one-module plan of the detection stage -------------------------------------
 
 
-class DetectionAdapter(AppAdapter):
-    """Frontend glue of a one-module application that runs only OCR text detection."""
+class DetectionAdapter(OcrAdapter):
+    """Frontend glue of a one-module application that runs only OCR text detection.
 
-    inputs = [{"name": "image", "datatype": "BYTES", "shape": [1]}]
+    It decodes and validates requests as the OCR application does, and answers with the boxes.
+    """
+
     outputs = [{"name": "boxes", "datatype": "FP32", "shape": [-1, 4, 2]}]
 
     def __init__(self, application: Application) -> None:
+        # OcrAdapter's constructor requires the three OCR modules; this app has only det.
         self.application = application
-
-    def runner_factory(self, module: str) -> tuple[str, str]:
-        if module != MODEL_NAME:
-            raise ConfigError(f"the detection benchmark has only the module {MODEL_NAME!r}, got {module!r}")
-        return ("harpagon.serving.ocr", "DetRunner")
-
-    def decode(self, inputs: dict[str, Any]) -> np.ndarray:
-        return decode_image(bytes(inputs["image"]["data"][0]))
 
     def children(self, module: str, state: RequestState) -> list[Any]:
         raise ConfigError(f"the detection benchmark has one module; {module!r} has no parents")

@@ -268,7 +268,7 @@ def run_demo(
     from harpagon.serving.ocr import OcrAdapter
     from harpagon.serving.server import running_server
 
-    check_bench_options(rate=rate if rate is not None else 1.0, duration_s=duration_s)
+    check_bench_options(rate=demo_application().rate if rate is None else rate, duration_s=duration_s)
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port must be between 0 and 65535, got {port}")
 
