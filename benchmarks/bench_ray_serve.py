@@ -115,7 +115,7 @@ class Settings:
 class DetectionAdapter(OcrAdapter):
     """Frontend glue of a one-module application that runs only OCR text detection.
 
-    It decodes and validates requests as the OCR application does, and answers with the boxes.
+    It decodes and validates requests as the OCR application does, and responds with the boxes.
     """
 
     outputs = [{"name": "boxes", "datatype": "FP32", "shape": [-1, 4, 2]}]
