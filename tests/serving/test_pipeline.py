@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from harpagon.errors import ConfigError
 from harpagon.model.validate import validate_plan
 from harpagon.serving.metrics import ServingMetrics
 from harpagon.serving.pipeline import Pipeline
@@ -41,13 +42,14 @@ def _values(data: list[float]) -> dict[str, Any]:
 
 
 async def _serve(
-    inputs: list[dict[str, Any]], *, fail_module: str | None = None, batch_size: int = 2
+    inputs: list[dict[str, Any]], *, fail_module: str | None = None, batch_size: int = 2,
+    clock: str = "capacity",
 ) -> tuple[list[Any], _InProcessWorkers, Pipeline]:
     plan, profiles, hardware = toy_plan(20.0, batch_ms=1.0, batch_size=batch_size)
     adapter = ToyAdapter(batch_ms=0.0)
     start_ms = validate_plan(plan, adapter.application, profiles, hardware).start_ms
     workers = _InProcessWorkers(adapter, fail_module)
-    pipeline = Pipeline(plan, adapter, start_ms, workers.run_batch, ServingMetrics())
+    pipeline = Pipeline(plan, adapter, start_ms, workers.run_batch, ServingMetrics(), clock=clock)
     pipeline.start()
     futures = [pipeline.submit(adapter.decode(item)) for item in inputs]
     results = await asyncio.gather(*futures, return_exceptions=True)
@@ -86,10 +88,26 @@ def test_pipeline_many_requests_keep_order() -> None:
         assert (group, worker) == (0, 0)
 
 
-def test_pipeline_batches_hold_planned_size() -> None:
+def test_pipeline_planned_clock_pads_batches() -> None:
     inputs = [_values([1.0]) for _ in range(8)]
-    _, workers, _ = asyncio.run(_serve(inputs, batch_size=4))
+    _, workers, _ = asyncio.run(_serve(inputs, batch_size=4, clock="planned"))
     assert {batch_size for *_, batch_size in workers.batches} == {4}
+
+
+def test_pipeline_capacity_clock_runs_real_items() -> None:
+    """Capacity clocks send partial batches; they run with their real items only."""
+    inputs = [_values([1.0]) for _ in range(5)]
+    _, workers, pipeline = asyncio.run(_serve(inputs, batch_size=4, clock="capacity"))
+    assert all(size == run_size for *_, size, run_size in workers.batches)
+    assert any(size < 4 for *_, size, _ in workers.batches)
+
+
+def test_pipeline_unknown_clock_rejected() -> None:
+    plan, profiles, hardware = toy_plan(20.0, batch_ms=1.0)
+    adapter = ToyAdapter(batch_ms=0.0)
+    start_ms = validate_plan(plan, adapter.application, profiles, hardware).start_ms
+    with pytest.raises(ConfigError, match="unknown batch clock 'fast'"):
+        Pipeline(plan, adapter, start_ms, _InProcessWorkers(adapter).run_batch, ServingMetrics(), clock="fast")
 
 
 def test_pipeline_batch_error_fails_every_request() -> None:

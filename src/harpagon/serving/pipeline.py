@@ -85,8 +85,9 @@ class Pipeline:
         ``planned`` (each group's own policy), ``batch_aware`` or ``round_robin``.
     clock : str
         ``capacity`` (default): batch clocks at each group's capacity and a shaper as fast
-        as the groups allow (:func:`harpagon.dispatch.full_capacity`); ``planned``: the
-        plan's own collection rates, as the simulator runs them.
+        as the groups allow (:func:`harpagon.dispatch.full_capacity`), with padding counted
+        but not run; ``planned``: the plan's own collection rates, as the simulator runs
+        them, with every batch padded to its planned size.
     """
 
     def __init__(
@@ -108,6 +109,10 @@ class Pipeline:
         self._metrics = metrics
         if clock not in ("capacity", "planned"):
             raise ConfigError(f"unknown batch clock {clock!r}; use capacity or planned")
+        # Capacity clocks send partial batches often; padding them for real would keep the
+        # workers busy with zeros. Their padding stays in the metrics, and a batch of k < b
+        # real requests runs as a batch of k, no slower than d(b) on a profile monotone in b.
+        self._pad_batches = clock == "planned"
         self.dispatchers: dict[str, Dispatcher] = {
             module.name: self._make_dispatcher(module, dispatch, clock) for module in plan.modules
         }
@@ -215,7 +220,8 @@ class Pipeline:
         items = [ref.flight.state.items[module][ref.index] for ref in refs]
         try:
             results, execution_ms = await self._run_batch(
-                module, batch.group, batch.worker, items, batch.batch_size
+                module, batch.group, batch.worker, items,
+                batch.batch_size if self._pad_batches else len(items),
             )
         except Exception as err:  # noqa: BLE001 - every request of the batch gets the error
             logger.warning("batch of %d requests for module %s (group %d, worker %d) failed: %s",
