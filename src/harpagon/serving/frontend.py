@@ -468,8 +468,10 @@ async def _infer(
     except Exception as err:  # noqa: BLE001 - answered as 500 and logged with its traceback
         logger.exception("inference request failed")
         status, message = 500, f"inference failed: {type(err).__name__}: {err}"
+    if status == 503 or 400 <= status < 500:
+        # Rejections are counted in the metrics and summarised in the log every few seconds.
+        runtime.rejection_log.note(status, message)
     if status == 503:
-        # Rejections are counted by reason in harpagon_rejected_total, not logged one by one.
         logger.debug("request rejected with 503: %s", message)
         return _error(status, message)
     if status != 200:

@@ -7,10 +7,16 @@ Prometheus base unit, and their names end in ``_seconds``.
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ["CONTENT_TYPE_LATEST", "ServingMetrics"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["CONTENT_TYPE_LATEST", "RejectionLog", "ServingMetrics"]
 
 _BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 _TIME_BUCKETS_S = (
@@ -85,3 +91,29 @@ class ServingMetrics:
     def render(self) -> bytes:
         """Return the metrics in the Prometheus text exposition format."""
         return generate_latest(self.registry)
+
+
+class RejectionLog:
+    """Logs rejected requests (HTTP 4xx and 503) as one WARNING per interval with counts.
+
+    One line per request would flood the log under overload, so rejections are counted by
+    status and summarised at most every ``interval_s`` seconds, with the latest message.
+    """
+
+    def __init__(self, interval_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval_s = interval_s
+        self._clock = clock
+        self._counts: dict[int, int] = {}
+        self._since = self._clock()
+
+    def note(self, status: int, message: str) -> None:
+        """Count one rejection; log the summary when the interval has passed."""
+        self._counts[status] = self._counts.get(status, 0) + 1
+        now = self._clock()
+        if now - self._since < self.interval_s:
+            return
+        counts = ", ".join(f"HTTP {code}: {num}" for code, num in sorted(self._counts.items()))
+        logger.warning("rejected %d requests in the last %.0f s (%s); latest: %s",
+                       sum(self._counts.values()), now - self._since, counts, message)
+        self._counts.clear()
+        self._since = now

@@ -36,7 +36,7 @@ from harpagon.model.plan import Plan
 from harpagon.model.profiles import ProfileSet
 from harpagon.model.validate import validate_plan
 from harpagon.serving.backends import make_backend
-from harpagon.serving.metrics import ServingMetrics
+from harpagon.serving.metrics import RejectionLog, ServingMetrics
 from harpagon.serving.pipeline import Pipeline
 from harpagon.serving.stages import AppAdapter
 from harpagon.serving.workers import WorkerKey, WorkerSpec
@@ -128,6 +128,7 @@ class ServingRuntime:
         self.options = options or ServingOptions()
         self.model_name = self.app.name
         self._check_modules()
+        self._check_shared_machines()
         self.start_ms = self._planned_starts(profiles, hardware)
         self.specs = self._worker_specs(hardware)
         self.backend = make_backend(backend, address=address)
@@ -153,6 +154,8 @@ class ServingRuntime:
             )
 
         self.metrics = ServingMetrics()
+        self.rejection_log = RejectionLog()
+        """Summarises rejected requests in the log (see :class:`RejectionLog`)."""
         self.url = ""
         """Base URL, set by the code that binds the socket (for logs)."""
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -206,11 +209,19 @@ class ServingRuntime:
                         hardware=group.hardware,
                         accelerator=accelerator,
                     ))
-        if self.plan.shared_machines:
-            # TODO: serve Nexus-style shared machines (duty-cycled members); they are skipped.
-            logger.warning("plan has %d shared machines; the runtime does not serve them",
-                           len(self.plan.shared_machines))
         return specs
+
+    def _check_shared_machines(self) -> None:
+        # TODO: serve Nexus-style shared machines: one worker process hosting several
+        # modules' runners on a duty cycle (the dispatcher already has shared slots).
+        if not self.plan.shared_machines:
+            return
+        members = sorted({m.module for s in self.plan.shared_machines for m in s.members})
+        raise ConfigError(
+            f"plan {self.plan.policy!r} for {self.plan.app!r} places modules {', '.join(members)} on "
+            f"{len(self.plan.shared_machines)} shared machine(s), which the runtime cannot serve "
+            "yet; serve a plan without shared machines (for example --policy harpagon or optimal)"
+        )
 
     # --- lifecycle (on the event loop)
 
