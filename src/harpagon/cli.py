@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from harpagon.errors import HarpagonError
 
@@ -36,7 +37,8 @@ def friendly_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except HarpagonError as err:
-            err_console.print(f"[bold red]error:[/bold red] {err}", highlight=False, markup=True)
+            # Messages quote values such as "edge [a, b]", which rich would read as markup.
+            err_console.print(f"[bold red]error:[/bold red] {escape(str(err))}", highlight=False)
             raise typer.Exit(code=2) from None
         except KeyboardInterrupt:
             err_console.print("interrupted")
