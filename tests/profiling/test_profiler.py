@@ -12,7 +12,10 @@ from harpagon.errors import ConfigError
 from harpagon.model.loading import load_profiles
 from harpagon.profiling import profiler
 from harpagon.profiling.profiler import (
+    MAX_BATCH_INPUT_BYTES,
     BatchTiming,
+    check_input_size,
+    input_bytes,
     measure_batches,
     parse_batch_sizes,
     parse_input_shapes,
@@ -124,6 +127,44 @@ def test_random_inputs_reject_strings():
         random_inputs([spec], {"words": ()}, batch_size=1)
 
 
+def test_input_bytes_counts_every_input():
+    shapes = {"x": (3, 8, 8), "mask": (16,)}
+
+    assert input_bytes([DYNAMIC, STATIC], shapes, batch_size=4) == 4 * (3 * 8 * 8 * 4 + 16 * 8)
+
+
+def test_input_size_limit():
+    shapes = {"x": (3, 48, 192)}
+    largest = MAX_BATCH_INPUT_BYTES // (3 * 48 * 192 * 4)
+    check_input_size([DYNAMIC], shapes, [1, largest])
+
+    with pytest.raises(
+        ConfigError,
+        match=r"batch size 100000 needs 11,059,200,000 bytes \(10\.3 GiB\) of random input for "
+        r"item shapes x \[3, 48, 192\], more than the limit of 2 GiB per batch; use smaller "
+        r"--batch-sizes or a smaller --input-shape",
+    ):
+        check_input_size([DYNAMIC], shapes, [1, 100000])
+
+
+def test_measure_batches_prepares_each_size_untimed(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(profiler, "perf_counter", clock)
+    prepared = []
+
+    def prepare(batch_size):
+        prepared.append((batch_size, len(clock.calls)))
+        clock.now_s += 5.0  # a slow preparation must not reach the timings
+
+    timings = measure_batches(
+        lambda b: clock.run(b, 10.0), [1, 4], warmup=0, repeats=2, progress=False, prepare=prepare
+    )
+
+    assert prepared == [(1, 0), (4, 2)]
+    assert timings[1].mean_ms == pytest.approx(10.0)
+    assert timings[4].mean_ms == pytest.approx(10.0)
+
+
 def timings(*pairs):
     return {b: BatchTiming(b, mean, mean * 1.5, 5) for b, mean in pairs}
 
@@ -206,6 +247,18 @@ def test_cli_reports_dynamic_input(tmp_path):
 
     assert result.exit_code == 2
     assert "dynamic dimensions" in result.output
+
+
+def test_cli_rejects_oversized_batch(tmp_path):
+    result = invoke(
+        ["profile", str(model_path("cls")), "--hardware", "cpu-1t", "--batch-sizes", "1,100000",
+         "--input-shape", "3,48,192", "--no-progress"],
+    )
+
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert "batch size 100000 needs 11,059,200,000 bytes (10.3 GiB)" in text
+    assert "use smaller --batch-sizes or a smaller --input-shape" in text
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ batch size), ``p99_latency_ms`` and a free-text ``source``.
 
 from __future__ import annotations
 
+import math
 import platform
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,10 @@ from harpagon.model.profiles import Profile
 from harpagon.serving.onnx_runner import ONNX_DTYPES, OnnxRunner, TensorSpec
 
 __all__ = [
+    "MAX_BATCH_INPUT_BYTES",
     "BatchTiming",
+    "check_input_size",
+    "input_bytes",
     "measure_batches",
     "profile_onnx_model",
     "random_inputs",
@@ -35,6 +39,14 @@ __all__ = [
     "cpu_model",
     "write_profile",
 ]
+
+
+MAX_BATCH_INPUT_BYTES = 2 * 1024**3
+"""Largest random input batch, in bytes, that the profiler builds (2 GiB).
+
+The model's activations for such a batch are usually several times larger again, so the
+limit stops a mistyped batch size or shape before it exhausts memory.
+"""
 
 
 @dataclass(frozen=True)
@@ -54,10 +66,12 @@ def measure_batches(
     repeats: int = 10,
     progress: bool = True,
     description: str = "profiling",
+    prepare: Callable[[int], Any] | None = None,
 ) -> dict[int, BatchTiming]:
     """Time ``run_batch(b)`` for every batch size ``b``.
 
-    Each size first runs ``warmup`` uncounted calls, then ``repeats`` timed calls. The p99 is
+    Each size first calls ``prepare(b)`` if given (not timed), then runs ``warmup``
+    uncounted calls, then ``repeats`` timed calls. The p99 is
     numpy's linearly interpolated 99th percentile, so with fewer than 100 repeats it lies
     between the two slowest calls.
 
@@ -86,6 +100,8 @@ def measure_batches(
         task = bar.add_task(description, total=len(batch_sizes) * (warmup + repeats))
         for batch_size in batch_sizes:
             bar.update(task, description=f"{description} b={batch_size}")
+            if prepare is not None:
+                prepare(batch_size)
             for _ in range(warmup):
                 run_batch(batch_size)
                 bar.advance(task)
@@ -211,6 +227,38 @@ def random_inputs(
     return feed
 
 
+def input_bytes(
+    inputs: Sequence[TensorSpec], shapes: dict[str, tuple[int, ...]], batch_size: int
+) -> int:
+    """Return the bytes of one batch of all inputs: batch size x item shape x item size.
+
+    Inputs of a type the profiler cannot fill count as 0 bytes; :func:`random_inputs`
+    rejects them.
+    """
+    total = 0
+    for spec in inputs:
+        dtype = ONNX_DTYPES.get(spec.type)
+        if dtype is not None:
+            total += batch_size * math.prod(shapes[spec.name]) * np.dtype(dtype).itemsize
+    return total
+
+
+def check_input_size(
+    inputs: Sequence[TensorSpec], shapes: dict[str, tuple[int, ...]], batch_sizes: Sequence[int]
+) -> None:
+    """Raise ConfigError if a batch of random input would exceed :data:`MAX_BATCH_INPUT_BYTES`."""
+    for batch_size in batch_sizes:
+        size = input_bytes(inputs, shapes, batch_size)
+        if size > MAX_BATCH_INPUT_BYTES:
+            described = ", ".join(f"{name} {list(shape)}" for name, shape in shapes.items())
+            raise ConfigError(
+                f"batch size {batch_size} needs {size:,} bytes ({size / 1024**3:.1f} GiB) of "
+                f"random input for item shapes {described}, more than the limit of "
+                f"{MAX_BATCH_INPUT_BYTES / 1024**3:g} GiB per batch; use smaller --batch-sizes "
+                "or a smaller --input-shape"
+            )
+
+
 def machine_description() -> str:
     """Return a one-line description of this machine: CPU model, core count, OS, Python."""
     import os
@@ -246,23 +294,31 @@ def profile_onnx_model(
 
     The session uses ``threads`` intra-op threads and one inter-op thread, as a worker does.
     Each timed call is one ``session.run`` on a pre-built batch, so input generation is not
-    counted.
+    counted. Only the batch of the size being measured is kept in memory.
 
     Raises
     ------
     ConfigError
-        If the model cannot be loaded or its input shapes cannot be resolved.
+        If the model cannot be loaded, its input shapes cannot be resolved, or one batch
+        of input would exceed :data:`MAX_BATCH_INPUT_BYTES`.
     """
     runner = OnnxRunner(model_path, threads)
     shapes = parse_input_shapes(input_shapes, runner.inputs)
-    feeds = {size: random_inputs(runner.inputs, shapes, size) for size in batch_sizes}
+    check_input_size(runner.inputs, shapes, batch_sizes)
+    feed: dict[str, np.ndarray] = {}
+
+    def build_feed(size: int) -> None:
+        feed.clear()  # frees the previous size's batch before the next one is built
+        feed.update(random_inputs(runner.inputs, shapes, size))
+
     return measure_batches(
-        lambda size: runner.run(feeds[size]),
+        lambda size: runner.run(feed),
         batch_sizes,
         warmup=warmup,
         repeats=repeats,
         progress=progress,
         description=f"{Path(model_path).name} on {hardware}",
+        prepare=build_feed,
     )
 
 
