@@ -140,9 +140,22 @@ def test_realize_below_lowest_latency_raises():
         realize_groups(point, _context(450.0), 50.0)
 
 
+def test_context_skips_hardware_missing_from_catalog(make_profiles, make_hardware):
+    profiles = make_profiles({"p": {"tpu": {1: 2.0}, "t4": {1: 3.0, 4: 6.0}}})
+    ctx = module_context(
+        name="m", rate=10.0, overhead_ms=0.0, shaping_ms=0.0,
+        profile=profiles["p"], hardware=make_hardware({"t4": 0.5}),
+    )
+    assert [(kind.hardware, kind.batch_size) for kind in ctx.kinds] == [("t4", 1), ("t4", 4)]
+
+
 def test_context_without_catalog_hardware_raises(make_profiles, make_hardware):
     profiles = make_profiles({"p": {"tpu": {1: 2.0}}})
-    with pytest.raises(ConfigError, match=r"field 'latency_ms' of model 'p' lists hardware tpu, but the hardware catalog .* offers t4"):
+    with pytest.raises(
+        ConfigError,
+        match=r"module 'm' has no hardware type left in the catalog: field 'latency_ms' of "
+        r"model 'p' lists hardware tpu, and the hardware catalog .* offers only t4",
+    ):
         module_context(
             name="m", rate=10.0, overhead_ms=0.0, shaping_ms=0.0,
             profile=profiles["p"], hardware=make_hardware({"t4": 0.5}),

@@ -245,10 +245,11 @@ def module_context(
         )
     if not kinds:
         raise ConfigError(
-            f"{profile.path}: module {name!r}: field 'latency_ms' of model {profile.model!r} "
-            f"lists hardware {', '.join(profile.hardware_names()) or 'none'}, but the hardware "
-            f"catalog {hardware.path} offers {', '.join(hardware.names()) or 'nothing'}; "
-            "profile the model on a catalog type or add the type to the catalog"
+            f"{profile.path}: module {name!r} has no hardware type left in the catalog: field "
+            f"'latency_ms' of model {profile.model!r} lists hardware "
+            f"{', '.join(profile.hardware_names()) or 'none'}, and the hardware catalog "
+            f"{hardware.path} offers only {', '.join(hardware.names()) or 'nothing'}; "
+            "profile the model on a catalog type or add one of its types to the catalog"
         )
     return ModuleContext(name, rate, overhead_ms, shaping_ms, Dispatch(dispatch), tuple(kinds))
 

@@ -110,7 +110,9 @@ class _Greedy:
             if not candidates:
                 raise InfeasiblePlan(
                     f"inferline: module {name!r} (profile {profile.model!r}) is not profiled "
-                    f"on any hardware type of the catalog"
+                    f"on any hardware type of the catalog: it lists "
+                    f"{', '.join(profile.hardware_names()) or 'none'}, and {self.hardware.path} "
+                    f"offers only {', '.join(self.hardware.names()) or 'nothing'}"
                 )
             hw = min(candidates, key=lambda h: (min(profile.latency_ms[h].items())[1], h))
             batch_size = min(profile.latency_ms[hw])

@@ -206,9 +206,12 @@ def plan_scrooge(
     for name in app.topological_order:
         options[name] = module_options(app, name, profiles, hardware)
         if not options[name]:
+            profile = profiles[app.module(name).profile]
             raise InfeasiblePlan(
-                f"scrooge: module {name!r} (profile {app.module(name).profile!r}) is not "
-                f"profiled on any hardware type of the catalog"
+                f"scrooge: module {name!r} (profile {profile.model!r}) is not profiled on any "
+                f"hardware type of the catalog: it lists "
+                f"{', '.join(profile.hardware_names()) or 'none'}, and {hardware.path} offers "
+                f"only {', '.join(hardware.names()) or 'nothing'}"
             )
     quotas = {h.name: h.available for h in hardware if h.available is not None}
     chosen = solve_split(app, options, quotas)
