@@ -149,8 +149,35 @@ def test_with_overrides_validates():
 
     assert app.rate == 50.0
     assert app.slo_ms == DIAMOND.slo_ms
-    with pytest.raises(ConfigError, match=r"field 'rate' must be > 0 req/s, got -1"):
+    with pytest.raises(ConfigError, match=r"^rate must be > 0 req/s, got -1$"):
         DIAMOND.with_overrides(rate=-1)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"rate": float("inf")}, r"^rate must be a finite number of req/s, got inf$"),
+        ({"rate": float("nan")}, r"^rate must be > 0 req/s, got nan$"),
+        ({"slo_ms": 0.0}, r"^slo_ms must be > 0 ms, got 0.0$"),
+        ({"slo_ms": float("inf")}, r"^slo_ms must be a finite number of ms, got inf$"),
+    ],
+)
+def test_with_overrides_names_override_not_file(overrides, message):
+    app = make_app(["a"], [], path="apps/traffic.yaml")
+    with pytest.raises(ConfigError, match=message):
+        app.with_overrides(**overrides)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"rate": float("inf")}, r"app\.yaml: field 'rate' must be a finite number of req/s, got inf"),
+        ({"slo_ms": float("inf")}, r"app\.yaml: field 'slo_ms' must be a finite number of ms, got inf"),
+    ],
+)
+def test_infinite_file_values_rejected(fields, message):
+    with pytest.raises(ConfigError, match=message):
+        make_app(["a"], [], path="app.yaml", **fields)
 
 
 @st.composite

@@ -262,6 +262,10 @@ def test_load_image_dir_reads_sorted_images(tmp_path) -> None:
         ({"rate": 1.0, "duration_s": -1.0}, r"--duration must be > 0 s, got -1.0"),
         ({"rate": 1.0, "duration_s": 1.0, "slo_ms": 0.0}, r"--slo-ms must be > 0 ms, got 0.0"),
         ({"rate": 1.0, "duration_s": 1.0, "timeout_s": 0.0}, r"--timeout must be > 0 s, got 0.0"),
+        ({"rate": float("inf"), "duration_s": 1.0}, r"--rate must be a finite number of req/s, got inf"),
+        ({"rate": 1.0, "duration_s": float("inf")}, r"--duration must be a finite number of s, got inf"),
+        ({"rate": 1.0, "duration_s": 1.0, "slo_ms": float("inf")},
+         r"--slo-ms must be a finite number of ms, got inf"),
     ],
 )
 def test_check_bench_options_rejects(options, message) -> None:

@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 
 from harpagon.errors import ConfigError
 from harpagon.simulation import (
+    MAX_ARRIVALS,
     MmppParameters,
+    check_arrival_count,
     make_arrivals,
     mmpp_arrivals,
     poisson_arrivals,
@@ -159,3 +161,26 @@ def test_unknown_process_rejected(spec, message):
 def test_bad_rate_or_duration_rejected(rate, duration_s):
     with pytest.raises(ConfigError, match="must be > 0"):
         uniform_arrivals(rate, duration_s)
+
+
+@pytest.mark.parametrize(
+    ("rate", "duration_s", "message"),
+    [
+        (float("inf"), 1.0, "arrival rate must be a finite number of req/s, got inf"),
+        (10.0, float("inf"), "duration must be a finite number of s, got inf"),
+    ],
+)
+@pytest.mark.parametrize("spec", ["uniform", "poisson", "mmpp"])
+def test_infinite_rate_or_duration_rejected(spec, rate, duration_s, message):
+    with pytest.raises(ConfigError, match=message):
+        make_arrivals(spec, rate, duration_s, np.random.default_rng(0))
+
+
+def test_request_count_limit():
+    check_arrival_count(1000.0, MAX_ARRIVALS / 1000.0)
+    with pytest.raises(
+        ConfigError,
+        match=r"1500 req/s for 1e\+07 s is 15,000,000,000 requests, more than the limit of "
+        r"10,000,000; lower the rate or the duration",
+    ):
+        uniform_arrivals(1500.0, 1e7)

@@ -6,6 +6,7 @@ of its requests per application request (absolute, not relative to its parents).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -13,6 +14,15 @@ from functools import cached_property
 from harpagon.errors import ConfigError
 
 __all__ = ["Module", "Application"]
+
+
+def _finite_positive_error(value: float, unit: str) -> str | None:
+    """Return the error text for a value that must be a finite number > 0, or None if it is."""
+    if not value > 0:
+        return f"must be > 0 {unit}, got {value}"
+    if not math.isfinite(value):
+        return f"must be a finite number of {unit}, got {value}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -45,12 +55,12 @@ class Application:
     def __post_init__(self) -> None:
         if not self.modules:
             raise ConfigError(f"{self.path}: application {self.name!r} has no modules")
-        if not self.rate > 0:
-            raise ConfigError(
-                f"{self.path}: field 'rate' must be > 0 req/s, got {self.rate}"
-            )
-        if not self.slo_ms > 0:
-            raise ConfigError(f"{self.path}: field 'slo_ms' must be > 0 ms, got {self.slo_ms}")
+        rate_error = _finite_positive_error(self.rate, "req/s")
+        if rate_error:
+            raise ConfigError(f"{self.path}: field 'rate' {rate_error}")
+        slo_error = _finite_positive_error(self.slo_ms, "ms")
+        if slo_error:
+            raise ConfigError(f"{self.path}: field 'slo_ms' {slo_error}")
         names = [module.name for module in self.modules]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
@@ -78,7 +88,18 @@ class Application:
         self.topological_order  # noqa: B018 - raises ConfigError on a cycle
 
     def with_overrides(self, *, rate: float | None = None, slo_ms: float | None = None) -> Application:
-        """Return a copy with a new rate and/or SLO (validated like the file's values)."""
+        """Return a copy with a new rate and/or SLO (validated like the file's values).
+
+        Raises
+        ------
+        ConfigError
+            If an override is not a finite number > 0. The message names the override,
+            not the application file, because the value did not come from the file.
+        """
+        for name, value, unit in (("rate", rate, "req/s"), ("slo_ms", slo_ms, "ms")):
+            error = None if value is None else _finite_positive_error(value, unit)
+            if error:
+                raise ConfigError(f"{name} {error}")
         return replace(
             self,
             rate=self.rate if rate is None else rate,

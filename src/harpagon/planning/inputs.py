@@ -5,6 +5,7 @@ Units: latency in ms, rates in req/s, costs in USD/h.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -34,10 +35,13 @@ def planned_application(app: Application, rate: float | None, headroom: float) -
     Raises
     ------
     ConfigError
-        If ``headroom`` is negative or the resulting rate is not positive.
+        If ``headroom`` is negative or infinite, or the resulting rate is not a finite
+        number > 0.
     """
     if not headroom >= 0:
         raise ConfigError(f"headroom must be a fraction >= 0 (0.2 plans for 20% more), got {headroom}")
+    if not math.isfinite(headroom):
+        raise ConfigError(f"headroom must be a finite fraction, got {headroom}")
     base = app.rate if rate is None else rate
     if not base > 0:
         raise ConfigError(f"rate must be > 0 req/s, got {base}")

@@ -276,15 +276,18 @@ def load_image_dir(directory: str | Path) -> list[bytes]:
 def check_bench_options(
     *, rate: float, duration_s: float, slo_ms: float | None = None, timeout_s: float = 60.0
 ) -> None:
-    """Raise :class:`ConfigError` naming the first out-of-range option of a load run."""
-    if not rate > 0:
-        raise ConfigError(f"--rate must be > 0 req/s, got {rate}")
-    if not duration_s > 0:
-        raise ConfigError(f"--duration must be > 0 s, got {duration_s}")
-    if slo_ms is not None and not slo_ms > 0:
-        raise ConfigError(f"--slo-ms must be > 0 ms, got {slo_ms}")
-    if not timeout_s > 0:
-        raise ConfigError(f"--timeout must be > 0 s, got {timeout_s}")
+    """Raise :class:`ConfigError` naming the first option of a load run that is not a finite
+    number > 0.
+    """
+    options = (("--rate", rate, "req/s"), ("--duration", duration_s, "s"),
+               ("--slo-ms", slo_ms, "ms"), ("--timeout", timeout_s, "s"))
+    for option, value, unit in options:
+        if value is None:
+            continue
+        if not value > 0:
+            raise ConfigError(f"{option} must be > 0 {unit}, got {value}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{option} must be a finite number of {unit}, got {value}")
 
 
 def load_requests(images_dir: str | Path | None = None, input_name: str = "image") -> list[InferRequest]:

@@ -6,7 +6,9 @@ Times in ms, rates in req/s. The simulator drives the dispatchers of
 
 from harpagon.simulation.arrivals import (
     ARRIVAL_KINDS,
+    MAX_ARRIVALS,
     MmppParameters,
+    check_arrival_count,
     make_arrivals,
     mmpp_arrivals,
     poisson_arrivals,
@@ -18,7 +20,8 @@ from harpagon.simulation.engine import FANOUT_KINDS, ModuleRun, SimulationRun, s
 from harpagon.simulation.report import render, summarize
 
 __all__ = [
-    "ARRIVAL_KINDS", "FANOUT_KINDS", "MmppParameters", "ModuleRun", "SimulationRun",
-    "make_arrivals", "mmpp_arrivals", "poisson_arrivals", "read_trace", "render",
-    "simulate", "summarize", "trace_arrivals", "uniform_arrivals",
+    "ARRIVAL_KINDS", "FANOUT_KINDS", "MAX_ARRIVALS", "MmppParameters", "ModuleRun",
+    "SimulationRun", "check_arrival_count", "make_arrivals", "mmpp_arrivals",
+    "poisson_arrivals", "read_trace", "render", "simulate", "summarize", "trace_arrivals",
+    "uniform_arrivals",
 ]
