@@ -203,8 +203,137 @@ def test_plan_nexus_lists_shared_machines():
 
 
 def test_plan_unwritable_output(files):
-    result = _plan(files, "-o", str(files["dir"] / "missing" / "plan.json"))
-    _assert_clean_error(result, "cannot write the plan", "choose a writable path for -o")
+    missing = files["dir"] / "missing"
+    result = _plan(files, "-o", str(missing / "plan.json"))
+    _assert_clean_error(
+        result, f"folder {missing} does not exist", "choose a writable path for -o"
+    )
+    assert not missing.exists()
+
+
+def test_plan_output_is_directory(files):
+    result = _plan(files, "-o", str(files["dir"]))
+    _assert_clean_error(result, "(it is a directory)", "choose a writable path for -o")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--rate", "inf"], "--rate must be a finite number of req/s, got inf"),
+        (["--rate", "nan"], "--rate must be > 0 req/s, got nan"),
+        (["--rate", "0"], "--rate must be > 0 req/s, got 0.0"),
+        (["--slo-ms", "inf"], "--slo-ms must be a finite number of ms, got inf"),
+        (["--slo-ms", "0"], "--slo-ms must be > 0 ms, got 0.0"),
+        (["--headroom", "inf"], "--headroom must be a finite fraction >= 0"),
+    ],
+)
+def test_plan_rejects_bad_override(files, extra, message):
+    result = _plan(files, *extra)
+    _assert_clean_error(result, message)
+    assert "app.yaml" not in result.output
+
+
+def test_plan_shipped_app_rate_inf():
+    result = runner.invoke(cli, ["plan", "--app", "traffic", "--rate", "inf"])
+    _assert_clean_error(result, "--rate must be a finite number of req/s, got inf")
+
+
+def _catalog(directory: Path, *names: str) -> Path:
+    shipped = load_hardware()
+    path = directory / "catalog.yaml"
+    entries = [{"name": name, "price_per_hour": shipped[name].price_per_hour} for name in names]
+    path.write_text(yaml.safe_dump({"hardware": entries}))
+    return path
+
+
+def _plan_hardware(plan_path: Path) -> set[str]:
+    plan = json.loads(plan_path.read_text())
+    used = {group["hardware"] for module in plan["modules"] for group in module["groups"]}
+    return used | {machine["hardware"] for machine in plan["shared_machines"]}
+
+
+@pytest.mark.parametrize("policy", ["harpagon", "optimal", "nexus", "scrooge", "inferline"])
+def test_plan_smaller_catalog_ignores_other_hardware(tmp_path, policy):
+    # The traffic detector is profiled on v100 and a100_80gb only, its classifiers on t4 too.
+    catalog = _catalog(tmp_path, "t4", "v100")
+    output = tmp_path / "plan.json"
+    result = runner.invoke(
+        cli, ["plan", "--app", "traffic", "--hardware", str(catalog), "--policy", policy,
+              "-o", str(output)],
+    )
+    assert result.exit_code == 0, result.output
+    assert _plan_hardware(output) <= {"t4", "v100"}
+
+
+def test_plan_only_t4_catalog_uses_only_t4(tmp_path):
+    app_path = tmp_path / "classifiers.yaml"
+    app_path.write_text(textwrap.dedent("""\
+        name: classifiers
+        rate: 1500
+        slo_ms: 200
+        modules:
+          - {name: car_classifier, profile: resnet50_v1.5, overhead_ms: 1, rate_factor: 2.5}
+          - {name: scene_reader, profile: bert_dist4l_squad_seq384, overhead_ms: 2}
+        """))
+    output = tmp_path / "plan.json"
+    result = runner.invoke(
+        cli, ["plan", "--app", str(app_path), "--hardware", str(_catalog(tmp_path, "t4")),
+              "-o", str(output)],
+    )
+    assert result.exit_code == 0, result.output
+    assert _plan_hardware(output) == {"t4"}
+
+
+def test_plan_module_without_catalog_hardware(tmp_path):
+    result = runner.invoke(
+        cli, ["plan", "--app", "traffic", "--hardware", str(_catalog(tmp_path, "t4"))]
+    )
+    _assert_clean_error(
+        result,
+        "ssd300_v1.1_resnet50.yaml: module 'detector' has no hardware type left in the catalog",
+        "lists hardware v100, a100_80gb",
+        "offers only t4",
+    )
+
+
+@pytest.mark.parametrize("policy", ["scrooge", "inferline"])
+def test_baseline_module_without_catalog_hardware(tmp_path, policy):
+    catalog = _catalog(tmp_path, "t4")
+    result = runner.invoke(
+        cli, ["plan", "--app", "traffic", "--hardware", str(catalog), "--policy", policy]
+    )
+    _assert_clean_error(
+        result,
+        f"{policy}: module 'detector' (profile 'ssd300_v1.1_resnet50') is not profiled on any "
+        "hardware type of the catalog",
+        f"it lists v100, a100_80gb, and {catalog} offers only t4",
+    )
+
+
+def test_plan_help_names_ocr_defaults():
+    result = runner.invoke(cli, ["plan", "--help"], env={"COLUMNS": "200"})
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0
+    assert "for --app ocr, this machine's CPU profiles, measured on first use" in text
+    assert "for --app ocr, this machine's CPU catalog" in text
+
+
+def test_version_option():
+    from harpagon import __version__
+
+    result = runner.invoke(cli, ["--version"])
+    assert result.exit_code == 0
+    assert result.output == f"harpagon {__version__}\n"
+
+
+def test_plan_tables_keep_hardware_names():
+    # CliRunner's output is not a terminal, for which rich would assume 80 columns and cut
+    # the shared machines' table.
+    result = runner.invoke(cli, ["plan", "--app", "traffic", "--policy", "nexus"])
+    assert result.exit_code == 0, result.output
+    assert "shared machines" in result.output
+    assert "a100_80gb" in result.output
+    assert "…" not in result.output
 
 
 def test_plan_profiles_from_csv(files):

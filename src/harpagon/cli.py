@@ -7,8 +7,12 @@ on purpose are printed as one message and exit with status 2; anything else is a
 from __future__ import annotations
 
 import functools
+import math
+import os
+import shutil
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -23,8 +27,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+# Tables are printed at least this many columns wide. Otherwise rich cuts hardware names
+# and numbers to fit the 80 columns that it assumes when the output is not a terminal.
+MIN_TABLE_WIDTH = 140
+_width = max(shutil.get_terminal_size().columns, MIN_TABLE_WIDTH)
+console = Console(width=_width)
+err_console = Console(stderr=True, width=_width)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,6 +53,64 @@ def friendly_errors(func: F) -> F:
             raise typer.Exit(code=130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from harpagon import __version__
+
+        typer.echo(f"harpagon {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True,
+        help="Print the installed harpagon version and exit.",
+    ),
+) -> None:
+    """Plan, simulate and serve DNN inference pipelines at minimum cost under latency SLOs."""
+
+
+# --- Option checks shared by the commands -----------------------------------------------
+
+
+def _check_output_path(path: str | None, option: str) -> None:
+    """Raise ConfigError unless ``path`` can be written: its folder exists and is writable.
+
+    Commands call this before their work, so a long run never ends in a failed write.
+    ``None`` (the option not given) passes.
+    """
+    from harpagon.errors import ConfigError
+
+    if path is None:
+        return
+    target = Path(path)
+    folder = target.parent
+    if target.is_dir():
+        reason = "it is a directory"
+    elif not folder.is_dir():
+        reason = f"folder {folder} does not exist"
+    elif not os.access(folder, os.W_OK):
+        reason = f"folder {folder} is not writable"
+    elif target.exists() and not os.access(target, os.W_OK):
+        reason = "the file is not writable"
+    else:
+        return
+    raise ConfigError(f"cannot write {path} ({reason}); choose a writable path for {option}")
+
+
+def _check_positive(value: float | None, option: str, unit: str) -> None:
+    """Raise ConfigError unless an option's value is a finite number > 0; ``None`` passes."""
+    from harpagon.errors import ConfigError
+
+    if value is None:
+        return
+    if not value > 0:
+        raise ConfigError(f"{option} must be > 0 {unit}, got {value}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{option} must be a finite number of {unit}, got {value}")
 
 
 # Each command section below is owned by one part of the package; keep them in this order.
@@ -140,10 +206,14 @@ def plan_command(
     ),
     profiles_path: str = typer.Option(
         None, "--profiles",
-        help="Profiles: a folder of YAML files, one YAML file or a CSV file. Default: shipped GPU profiles.",
+        help="Profiles: a folder of YAML files, one YAML file or a CSV file. Default: the shipped "
+        "GPU profiles; for --app ocr, this machine's CPU profiles, measured on first use (up to "
+        "about a minute) and cached.",
     ),
     hardware_path: str = typer.Option(
-        None, "--hardware", help="Hardware catalog YAML file. Default: the shipped GPU catalog."
+        None, "--hardware",
+        help="Hardware catalog YAML file; profiled hardware types missing from it are not used. "
+        "Default: the shipped GPU catalog; for --app ocr, this machine's CPU catalog.",
     ),
     policy: str = typer.Option(
         "harpagon", "--policy", help="Planning policy: harpagon, optimal or a baseline (nexus, ...)."
@@ -163,6 +233,13 @@ def plan_command(
     from harpagon.errors import ConfigError
     from harpagon.planning.registry import get_planner
 
+    _check_positive(rate, "--rate", "req/s")
+    _check_positive(slo_ms, "--slo-ms", "ms")
+    if not (headroom >= 0 and math.isfinite(headroom)):
+        raise ConfigError(
+            f"--headroom must be a finite fraction >= 0 (0.2 plans for 20% more), got {headroom}"
+        )
+    _check_output_path(output, "-o")
     planner = get_planner(policy)
     application, profiles, hardware = _plan_inputs(app_spec, profiles_path, hardware_path)
     if slo_ms is not None:
@@ -226,13 +303,21 @@ def simulate_command(
 
     from harpagon.errors import ConfigError, InvalidPlan
     from harpagon.model import load_plan
-    from harpagon.simulation import make_arrivals, render, simulate, summarize
+    from harpagon.model.loading import shipped_app_names
+    from harpagon.simulation import check_arrival_count, make_arrivals, render, simulate, summarize
 
+    _check_positive(rate, "--rate", "req/s")
+    _check_positive(duration_s, "--duration", "s")
+    _check_output_path(json_path, "--json")
     plan = load_plan(plan_path)
-    application, profiles, hardware = _plan_inputs(app_spec or plan.app, profiles_path, hardware_path)
     arrival_rate = plan.rate if rate is None else rate
-    if not arrival_rate > 0:
-        raise ConfigError(f"--rate must be > 0 req/s, got {arrival_rate}")
+    check_arrival_count(arrival_rate, duration_s)
+    if app_spec is None and plan.app not in shipped_app_names():
+        raise ConfigError(
+            f"the plan is for application {plan.app!r}, which is not shipped; pass --app FILE "
+            "(and --profiles/--hardware if it used others)"
+        )
+    application, profiles, hardware = _plan_inputs(app_spec or plan.app, profiles_path, hardware_path)
     arrival_ms = make_arrivals(arrivals, arrival_rate, duration_s, np.random.default_rng([seed, 1]))
     try:
         run = simulate(
@@ -249,9 +334,14 @@ def simulate_command(
     report = summarize(run)
     render(report, console)
     if json_path is not None:
-        with open(json_path, "w") as handle:
-            json.dump(report, handle, indent=1)
-            handle.write("\n")
+        try:
+            with open(json_path, "w") as handle:
+                json.dump(report, handle, indent=1)
+                handle.write("\n")
+        except OSError as err:
+            raise ConfigError(
+                f"cannot write {json_path} ({err.strerror}); choose a writable path for --json"
+            ) from err
         err_console.print(f"wrote {json_path}")
 
 # --- compare ----------------------------------------------------------------------------
@@ -285,6 +375,9 @@ def compare_command(
 
     from harpagon.evaluation.runner import compare_suite, parse_policies
 
+    _check_output_path(json_out, "--json")
+    _check_output_path(plot_out, "--plot")
+    _check_output_path(markdown_out, "--markdown")
     compare_suite(
         suite=suite,
         policies=parse_policies(policies),
@@ -369,6 +462,8 @@ def profile_command(
         profile_onnx_model,
         write_profile,
     )
+
+    _check_output_path(output, "-o")
 
     # 1. Measure here, or read the perf_analyzer file.
     if perf_analyzer is not None:
@@ -547,7 +642,8 @@ def bench_command(
     duration_s: float = typer.Option(30.0, "--duration", help="Length of the load, s."),
     arrivals: str = typer.Option(
         "uniform", "--arrivals",
-        help="Arrival process: uniform, poisson or trace:PATH (recorded timestamps scaled to the rate).",
+        help="Arrival process: uniform, poisson, mmpp (two-state bursts, same mean rate) "
+        "or trace:PATH (recorded timestamps scaled to the rate).",
     ),
     images: str = typer.Option(
         None, "--images",
@@ -576,6 +672,7 @@ def bench_command(
     )
 
     check_bench_options(rate=rate, duration_s=duration_s, slo_ms=slo_ms, timeout_s=timeout_s)
+    _check_output_path(json_path, "--json")
     requests = load_requests(images)
     schedule = build_schedule(arrivals, rate=rate, duration_s=duration_s, seed=seed)
     report = run_bench(
@@ -611,6 +708,9 @@ def demo_command(
 
     from harpagon.serving.demo import print_demo, run_demo
 
+    _check_positive(rate, "--rate", "req/s")
+    _check_positive(duration_s, "--duration", "s")
+    _check_output_path(json_path, "--json")
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("httpx").setLevel(logging.WARNING)

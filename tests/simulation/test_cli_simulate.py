@@ -66,6 +66,10 @@ def test_simulate_rate_and_dispatch(traffic_plan, tmp_path):
         (["--dispatch", "fifo"], "unknown dispatch mode 'fifo'"),
         (["--rate", "-3"], "--rate must be > 0 req/s, got -3.0"),
         (["--duration", "0"], "duration must be > 0 s, got 0.0"),
+        (["--rate", "inf"], "--rate must be a finite number of req/s, got inf"),
+        (["--duration", "inf"], "--duration must be a finite number of s, got inf"),
+        (["--duration", "1e7"], "is 15,000,000,000 requests, more than the limit of 10,000,000"),
+        (["--rate", "1e6", "--duration", "11"], "lower the rate or the duration"),
     ],
 )
 def test_simulate_bad_option(traffic_plan, extra, message):
@@ -87,3 +91,28 @@ def test_simulate_wrong_hardware(traffic_plan, tmp_path):
     assert result.exit_code == 2
     assert "unknown hardware" in unwrapped(result.output)
     assert "pass the --app, --profiles and --hardware it was made with" in unwrapped(result.output)
+
+
+@pytest.mark.parametrize("target", ["directory", "missing folder"])
+def test_simulate_unwritable_json(traffic_plan, tmp_path, target):
+    path = tmp_path if target == "directory" else tmp_path / "missing" / "report.json"
+    result = runner.invoke(app, ["simulate", str(traffic_plan), "--duration", "1", "--json", str(path)])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert f"cannot write {path}" in unwrapped(result.output)
+    assert "choose a writable path for --json" in unwrapped(result.output)
+    assert "SLO attainment" not in result.output
+    assert not (tmp_path / "missing").exists()
+
+
+def test_simulate_plan_of_unshipped_app(traffic_plan, tmp_path):
+    data = json.loads(traffic_plan.read_text())
+    data["app"] = "warehouse"
+    plan_path = tmp_path / "warehouse.json"
+    plan_path.write_text(json.dumps(data))
+    result = runner.invoke(app, ["simulate", str(plan_path)])
+    assert result.exit_code == 2
+    assert (
+        "the plan is for application 'warehouse', which is not shipped; pass --app FILE "
+        "(and --profiles/--hardware if it used others)"
+    ) in unwrapped(result.output)
