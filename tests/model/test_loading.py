@@ -362,3 +362,100 @@ def test_public_profile_table_loads():
     torchscript = profiles["bert_large_squad_seq384:triton/pytorch-torchscript-trace:fp16"]
     assert torchscript.batch_latency_ms("t4", 1) == 19.9
     assert "bert_large_squad_seq384" not in profiles
+
+
+# Profile statistics
+
+P99_PROFILE = """\
+model: det
+latency_ms:
+  cpu-1t: {1: 100.0, 2: 200.0}
+  cpu-2t: {1: 60.0}
+p99_latency_ms:
+  cpu-1t: {1: 130.0}
+"""
+
+
+def test_yaml_p99_table_kept(tmp_path):
+    path = _write(tmp_path, "det.yaml", P99_PROFILE)
+
+    profile = load_profiles(path)["det"]
+
+    assert profile.statistic == "mean"
+    assert profile.latency_ms == {"cpu-1t": {1: 100.0, 2: 200.0}, "cpu-2t": {1: 60.0}}
+    assert profile.p99_latency_ms == {"cpu-1t": {1: 130.0}}
+
+
+def test_p99_statistic_falls_back_to_mean(tmp_path):
+    path = _write(tmp_path, "det.yaml", P99_PROFILE)
+
+    profile = load_profiles(path, statistic="p99")["det"]
+
+    assert profile.statistic == "p99"
+    assert profile.batch_latency_ms("cpu-1t", 1) == 130.0
+    # No p99 was measured for these two, so they keep the mean.
+    assert profile.batch_latency_ms("cpu-1t", 2) == 200.0
+    assert profile.batch_latency_ms("cpu-2t", 1) == 60.0
+    assert profile.p99_latency_ms == {"cpu-1t": {1: 130.0}}
+
+
+def test_p99_statistic_without_p99_table(tmp_path):
+    _write(tmp_path, "ssd.yaml", "model: ssd\nlatency_ms:\n  t4: {1: 5.0, 4: 12.0}\n")
+
+    profiles = load_profiles(tmp_path, statistic="p99")
+
+    assert profiles["ssd"].latency_ms == {"t4": {1: 5.0, 4: 12.0}}
+    assert profiles["ssd"].p99_latency_ms is None
+
+
+def test_unknown_statistic_rejected(tmp_path):
+    path = _write(tmp_path, "det.yaml", P99_PROFILE)
+
+    with pytest.raises(ConfigError, match=r"unknown profile statistic 'median'; use one of mean, p99"):
+        load_profiles(path, statistic="median")
+
+
+def test_p99_profile_cannot_return_to_mean(tmp_path):
+    profile = load_profiles(_write(tmp_path, "det.yaml", P99_PROFILE), statistic="p99")["det"]
+
+    assert profile.with_statistic("p99") is profile
+    with pytest.raises(ConfigError, match=r"'det' already contains p99 latencies"):
+        profile.with_statistic("mean")
+
+
+def test_zero_p99_latency_rejected(tmp_path):
+    text = P99_PROFILE.replace("{1: 130.0}", "{1: 0}")
+    path = _write(tmp_path, "det.yaml", text)
+
+    with pytest.raises(ConfigError, match=r"det\.yaml: field 'p99_latency_ms': .*latency must be > 0 ms"):
+        load_profiles(path)
+
+
+def test_csv_p99_rows_kept(tmp_path):
+    text = (
+        "model,hardware,batch_size,latency_ms,statistic\n"
+        "resnet,t4,1,3.0,avg\n"
+        "resnet,t4,1,3.2,p99\n"
+        "resnet,t4,8,9.0,avg\n"
+        "resnet,t4,8,8.5,p90\n"
+    )
+    path = _write(tmp_path, "profiles.csv", text)
+
+    mean = load_profiles(path)["resnet"]
+    p99 = load_profiles(path, statistic="p99")["resnet"]
+
+    assert mean.p99_latency_ms == {"t4": {1: 3.2}}
+    assert p99.latency_ms == {"t4": {1: 3.2, 8: 9.0}}
+
+
+def test_csv_duplicate_p99_row_rejected(tmp_path):
+    text = (
+        "model,hardware,batch_size,latency_ms,statistic\n"
+        "resnet,t4,1,3.0,avg\n"
+        "resnet,t4,1,3.2,p99\n"
+        "resnet,t4,1,3.3,p99\n"
+    )
+    path = _write(tmp_path, "profiles.csv", text)
+
+    with pytest.raises(ConfigError, match=r"line 4: duplicate row .*\(p99, first on line 3\)"):
+        load_profiles(path)

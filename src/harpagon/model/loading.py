@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from harpagon.errors import ConfigError
 from harpagon.model.application import Application, Module
 from harpagon.model.hardware import HardwareCatalog, HardwareType
-from harpagon.model.profiles import Profile, ProfileSet
+from harpagon.model.profiles import PROFILE_STATISTICS, Profile, ProfileSet
 
 __all__ = [
     "load_application",
@@ -51,10 +51,10 @@ class _ProfileSpec(BaseModel):
     source: str = ""
     p99_latency_ms: dict[str, dict[int, float]] | None = None
 
-    @field_validator("latency_ms")
+    @field_validator("latency_ms", "p99_latency_ms")
     @classmethod
-    def _positive(cls, value: dict[str, dict[int, float]]) -> dict[str, dict[int, float]]:
-        for hardware, by_size in value.items():
+    def _positive(cls, value: dict[str, dict[int, float]] | None) -> dict[str, dict[int, float]] | None:
+        for hardware, by_size in (value or {}).items():
             if not by_size:
                 raise ValueError(f"hardware {hardware!r} lists no batch sizes")
             for batch_size, latency in by_size.items():
@@ -141,7 +141,7 @@ def load_hardware(path: str | Path | None = None) -> HardwareCatalog:
 
 def _profile_from_file(path: Path) -> Profile:
     spec = _parse(_ProfileSpec, _read_yaml(path), path, "profile")
-    return Profile(spec.model, spec.latency_ms, spec.source, str(path))
+    return Profile(spec.model, spec.latency_ms, spec.source, str(path), spec.p99_latency_ms)
 
 
 def _profiles_from_csv(path: Path) -> ProfileSet:
@@ -149,9 +149,9 @@ def _profiles_from_csv(path: Path) -> ProfileSet:
         handle = path.open(newline="")
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
-    # model -> series (framework, precision) -> hardware -> batch size -> ms
-    table: dict[str, dict[tuple[str, ...], dict[str, dict[int, float]]]] = {}
-    first_line: dict[tuple[str, tuple[str, ...], str, int], int] = {}
+    # statistic -> model -> series (framework, precision) -> hardware -> batch size -> ms
+    tables: dict[str, dict[str, dict[tuple[str, ...], dict[str, dict[int, float]]]]] = {"mean": {}, "p99": {}}
+    first_line: dict[tuple[str, str, tuple[str, ...], str, int], int] = {}
     with handle:
         reader = csv.DictReader(handle)
         required = {"model", "hardware", "batch_size", "latency_ms"}
@@ -163,7 +163,8 @@ def _profiles_from_csv(path: Path) -> ProfileSet:
             )
         series_columns = [c for c in ("framework", "precision") if c in (reader.fieldnames or [])]
         for line, row in enumerate(reader, start=2):
-            if row.get("statistic", "avg") not in ("avg", "mean", "", "derived_from_throughput"):
+            statistic = _csv_statistic(row.get("statistic"))
+            if statistic is None:
                 continue
             try:
                 batch_size = int(row["batch_size"])
@@ -179,43 +180,70 @@ def _profiles_from_csv(path: Path) -> ProfileSet:
                     f"got {batch_size} and {latency}"
                 )
             series = tuple(row[column] or "" for column in series_columns)
-            key = (row["model"], series, row["hardware"], batch_size)
+            key = (statistic, row["model"], series, row["hardware"], batch_size)
             if key in first_line:
                 raise ConfigError(
                     f"{path}: line {line}: duplicate row for model {row['model']!r} on "
-                    f"{row['hardware']!r} at batch size {batch_size} (first on line "
-                    f"{first_line[key]}); keep one row per model, hardware and batch size"
+                    f"{row['hardware']!r} at batch size {batch_size} ({statistic}, first on line "
+                    f"{first_line[key]}); keep one row per model, hardware, batch size and statistic"
                 )
             first_line[key] = line
-            by_series = table.setdefault(row["model"], {})
+            by_series = tables[statistic].setdefault(row["model"], {})
             by_series.setdefault(series, {}).setdefault(row["hardware"], {})[batch_size] = latency
+    table = tables["mean"]
     if not table:
         raise ConfigError(f"{path}: profile CSV has no rows")
 
     # A model measured with several frameworks or precisions gets one profile per series.
+    # p99 rows of a series without mean rows are dropped, because planners need the mean.
     profiles: dict[str, Profile] = {}
     for model, by_series in table.items():
         for series, by_hw in by_series.items():
             name = model if len(by_series) == 1 else ":".join((model, *series))
-            profiles[name] = Profile(name, by_hw, f"{path}", str(path))
+            p99 = tables["p99"].get(model, {}).get(series)
+            profiles[name] = Profile(name, by_hw, f"{path}", str(path), p99)
     return ProfileSet(profiles, str(path))
 
 
-def load_profiles(path: str | Path | None = None) -> ProfileSet:
+def _csv_statistic(value: str | None) -> str | None:
+    # The statistic of a CSV row: mean-like names, p99, or None for rows that are skipped.
+    if value is None or value in ("avg", "mean", "", "derived_from_throughput"):
+        return "mean"
+    if value == "p99":
+        return "p99"
+    return None
+
+
+def load_profiles(path: str | Path | None = None, statistic: str = "mean") -> ProfileSet:
     """Read profiles from a directory of YAML files, one YAML file, or a CSV file.
 
     With ``path=None`` the shipped GPU profiles are read. A CSV file needs the columns
-    ``model,hardware,batch_size,latency_ms``; rows whose optional ``statistic`` column is
-    not a mean (``avg``, ``mean``, ``derived_from_throughput`` or empty) are skipped. When
-    the CSV has ``framework`` or ``precision`` columns and a model appears with several
-    of them, each series becomes a profile named ``model:framework:precision``.
+    ``model,hardware,batch_size,latency_ms``. Its optional ``statistic`` column marks mean
+    rows (``avg``, ``mean``, ``derived_from_throughput`` or empty) and ``p99`` rows; rows
+    with any other statistic are skipped. When the CSV has ``framework`` or ``precision``
+    columns and a model appears with several of them, each series becomes a profile named
+    ``model:framework:precision``.
+
+    ``statistic`` chooses what the returned profiles' ``latency_ms`` holds: ``"mean"`` (the
+    ``latency_ms`` of a YAML file, the mean rows of a CSV) or ``"p99"`` (``p99_latency_ms``
+    or the p99 rows, falling back to the mean where no p99 was measured). Every profile
+    also keeps its p99 table in ``p99_latency_ms``.
 
     Raises
     ------
     ConfigError
-        If the path is missing, a file is malformed, a model appears twice, or a CSV
-        repeats a row for the same model, series, hardware and batch size.
+        If the path is missing, a file is malformed, a model appears twice, a CSV repeats
+        a row for the same model, series, hardware, batch size and statistic, or
+        ``statistic`` is not ``mean`` or ``p99``.
     """
+    if statistic not in PROFILE_STATISTICS:
+        raise ConfigError(
+            f"unknown profile statistic {statistic!r}; use one of {', '.join(PROFILE_STATISTICS)}"
+        )
+    return _load_mean_profiles(path).with_statistic(statistic)
+
+
+def _load_mean_profiles(path: str | Path | None) -> ProfileSet:
     path = Path(path) if path is not None else shipped_data_path("profiles")
     if path.is_dir():
         files = sorted(list(path.glob("*.yaml")) + list(path.glob("*.yml")))
