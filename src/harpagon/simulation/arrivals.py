@@ -39,7 +39,10 @@ MAX_ARRIVALS = 10_000_000
 
 A simulation of the shipped traffic application (5 module requests per application
 request) peaked at about 0.46 KB of memory per application request (4.5 million requests,
-2.1 GB, measured with ``/usr/bin/time``). So the limit keeps a run to a few GB.
+2.1 GB, measured with ``/usr/bin/time``), so about 5 GB at the limit.
+
+NOTE: memory grows with the module requests per application request, so an application
+with more modules or higher rate factors needs more at the same limit.
 """
 
 
