@@ -181,8 +181,20 @@ def test_invalid_plan_rejected():
         ({"fanout": "binomial"}, "unknown fan-out 'binomial'; use one of deterministic, poisson"),
         ({"engine": "heap"}, "unknown engine 'heap'"),
         ({"dispatch": "fifo"}, "unknown dispatch mode 'fifo'"),
+        ({"clock": "fast"}, "unknown batch clock 'fast'; use planned or capacity"),
     ],
 )
 def test_bad_options_rejected(options, message):
     with pytest.raises(ConfigError, match=message):
         simulate(hand_plan(), APP, PROFILES, HARDWARE, uniform_arrivals(100.0, 1.0), **options)
+
+
+def test_capacity_clock_on_hand_plan():
+    # det: b = 8, one worker, d = 20 ms (capacity 400 req/s) collecting 100 req/s over an
+    # 80 ms period; at capacity the period is 20 ms, so a request of frame i leaves at the
+    # first 20 ms tick at or after 10 i and finishes 22 ms later.
+    run = simulate(hand_plan(), APP, PROFILES, HARDWARE, uniform_arrivals(100.0, 1.0), clock="capacity")
+    det_finish = [20.0 * math.ceil(10.0 * i / 20.0) + 22.0 for i in range(100)]
+    assert run.modules["det"].request_finish_ms.tolist() == pytest.approx(det_finish)
+    assert run.latency_ms.max() <= hand_plan().latency_ms
+

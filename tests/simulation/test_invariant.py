@@ -20,12 +20,12 @@ from harpagon.simulation import simulate, summarize, uniform_arrivals
 TOLERANCE_MS = 1e-6
 
 
-def check_invariant(plan, app, profiles, hardware, count, rate=None):
+def check_invariant(plan, app, profiles, hardware, count, rate=None, clock="planned"):
     """Simulate ``count`` uniform application requests at ``rate`` (default: the plan's) and
     assert the plan's bounds."""
     rate = plan.rate if rate is None else rate
     arrivals = uniform_arrivals(rate, count / rate)
-    run = simulate(plan, app, profiles, hardware, arrivals, rate=rate)
+    run = simulate(plan, app, profiles, hardware, arrivals, rate=rate, clock=clock)
     assert run.latency_ms.max() <= plan.latency_ms + TOLERANCE_MS
     assert summarize(run)["slo_attainment"] == 1.0
     for name, module in run.modules.items():
@@ -52,6 +52,22 @@ def test_invariant_random_plans(policy):
         # A plan with headroom is made for rate x (1 + headroom) and must also hold at the
         # application's own, lower rate.
         check_invariant(plan, app, profiles, hardware, count, rate=app.rate)
+
+    check()
+
+
+def test_invariant_capacity_clocks():
+    # The runtime's default clocks pad every group to capacity and shape faster; every
+    # bound of the plan must still hold.
+    @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(case=st.one_of(random_cases(), split_rate_cases()), count=st.integers(200, 1500))
+    def check(case, count):
+        app, profiles, hardware = case
+        try:
+            plan = get_planner("harpagon")(app, profiles, hardware)
+        except InfeasiblePlan:
+            return
+        check_invariant(plan, app, profiles, hardware, count, clock="capacity")
 
     check()
 

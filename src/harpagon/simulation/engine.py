@@ -29,6 +29,7 @@ from harpagon.dispatch import (
     ModuleRequest,
     SharedSlot,
     dispatch_bulk,
+    full_capacity,
     make_dispatcher,
 )
 from harpagon.dispatch.bulk import BulkDispatch
@@ -166,7 +167,7 @@ def _run_workers(
 def _simulate_module(
     plan: Plan, app: Application, profiles: ProfileSet, name: str, emit_ms: np.ndarray,
     arrival_ms: np.ndarray, start_ms: float, slots: list[tuple[SharedSlot, float]],
-    *, dispatch: str, jitter: float, fanout: str, engine: str,
+    *, dispatch: str, jitter: float, fanout: str, engine: str, clock: str,
     fanout_rng: np.random.Generator, jitter_rng: np.random.Generator,
 ) -> tuple[ModuleRun, np.ndarray]:
     """Simulate one module over all application requests; return its run and per-request done time."""
@@ -183,9 +184,13 @@ def _simulate_module(
     request_release_ms = arrival_ms[owner] + start_ms
 
     # 2. The dispatcher: batches with their groups, workers and close times.
-    dispatcher = make_dispatcher(
-        module_plan, plan.rate, dispatch=dispatch, shared=tuple(slot for slot, _ in slots)
-    )
+    if clock == "capacity" and module_plan.groups and not slots:
+        padded, shaping_rate = full_capacity(module_plan, module.overhead_ms)
+        dispatcher = make_dispatcher(padded, plan.rate, dispatch=dispatch, shaping_rate=shaping_rate)
+    else:
+        dispatcher = make_dispatcher(
+            module_plan, plan.rate, dispatch=dispatch, shared=tuple(slot for slot, _ in slots)
+        )
     if engine == "events":
         batches = _dispatch_events(dispatcher, request_arrival_ms, request_release_ms)
     else:
@@ -241,6 +246,7 @@ def simulate(
     seed: int = 0,
     engine: str = "bulk",
     rate: float | None = None,
+    clock: str = "planned",
 ) -> SimulationRun:
     """Simulate ``plan`` under the given application arrivals.
 
@@ -262,6 +268,11 @@ def simulate(
         ``bulk`` (vectorised) or ``events`` (one dispatcher call per event, slower).
     rate : float, optional
         Simulated application rate, req/s, reported with the run (default: the plan's).
+    clock : str
+        ``planned`` (the plan's collection rates) or ``capacity`` (every group collects at
+        its capacity and the shaper runs as fast as the groups allow, as the runtime does
+        by default; see :func:`harpagon.dispatch.full_capacity`). Batches still take the
+        profiled ``d(h, b)`` of their planned size.
 
     Raises
     ------
@@ -280,6 +291,8 @@ def simulate(
         raise ConfigError(f"unknown fan-out {fanout!r}; use one of {', '.join(FANOUT_KINDS)}")
     if engine not in ("bulk", "events"):
         raise ConfigError(f"unknown engine {engine!r}; use bulk or events")
+    if clock not in ("planned", "capacity"):
+        raise ConfigError(f"unknown batch clock {clock!r}; use planned or capacity")
     try:
         mode = DispatchMode(dispatch)
     except ValueError:
@@ -306,7 +319,7 @@ def simulate(
             np.maximum(emit_ms, done[parent], out=emit_ms)
         runs[name], done[name] = _simulate_module(
             plan, app, profiles, name, emit_ms, arrival_ms, check.start_ms[name],
-            slots.get(name, []), dispatch=mode.value, jitter=jitter,
+            slots.get(name, []), dispatch=mode.value, jitter=jitter, clock=clock,
             fanout=fanout, engine=engine, fanout_rng=fanout_rng, jitter_rng=jitter_rng,
         )
 
