@@ -118,7 +118,9 @@ def _check_positive(value: float | None, option: str, unit: str) -> None:
 # --- plan -------------------------------------------------------------------------------
 
 
-def _plan_inputs(app_spec: str, profiles_path: str | None, hardware_path: str | None) -> tuple[Any, Any, Any]:
+def _plan_inputs(
+    app_spec: str, profiles_path: str | None, hardware_path: str | None, statistic: str = "mean"
+) -> tuple[Any, Any, Any]:
     """Load the application, profiles and hardware catalog of ``harpagon plan``."""
     from harpagon.errors import ConfigError
     from harpagon.model.loading import load_hardware, load_profiles, resolve_application
@@ -133,9 +135,9 @@ def _plan_inputs(app_spec: str, profiles_path: str | None, hardware_path: str | 
                 f"failed to import the OCR profiler ({err}); "
                 "pass --profiles and --hardware to plan on existing profiles"
             ) from err
-        profiles, hardware = ensure_local_profiles()
+        profiles, hardware = ensure_local_profiles(statistic=statistic)
         return application, profiles, hardware
-    return application, load_profiles(profiles_path), load_hardware(hardware_path)
+    return application, load_profiles(profiles_path, statistic), load_hardware(hardware_path)
 
 
 def _print_plan(plan: Any, hardware: Any) -> None:
@@ -228,6 +230,10 @@ def plan_command(
         0.0, "--headroom", help="Plan for rate x (1 + FRACTION), e.g. 0.2 for 20% more traffic."
     ),
     output: str = typer.Option(None, "-o", "--output", help="Write the plan JSON to this file."),
+    statistic: str = typer.Option(
+        "mean", "--statistic",
+        help="Profile statistic to plan on: mean, or p99 (falls back to the mean where a profile has no p99).",
+    ),
 ) -> None:
     """Plan an application at minimum cost under its latency SLO and print the plan."""
     from harpagon.errors import ConfigError
@@ -241,7 +247,7 @@ def plan_command(
         )
     _check_output_path(output, "-o")
     planner = get_planner(policy)
-    application, profiles, hardware = _plan_inputs(app_spec, profiles_path, hardware_path)
+    application, profiles, hardware = _plan_inputs(app_spec, profiles_path, hardware_path, statistic)
     if slo_ms is not None:
         application = application.with_overrides(slo_ms=slo_ms)
     plan = planner(application, profiles, hardware, rate=rate, headroom=headroom)
@@ -701,6 +707,9 @@ def demo_command(
     ),
     port: int = typer.Option(0, "--port", help="Port of the demo server on 127.0.0.1; 0 picks a free one."),
     policy: str = typer.Option("harpagon", "--policy", help="Planner that makes the plan."),
+    statistic: str = typer.Option(
+        "p99", "--statistic", help="Profile statistic to plan on: p99 or mean."
+    ),
 ) -> None:
     """Profile the OCR models here, plan, serve and load the ocr app; print planned vs measured."""
     import json
@@ -714,7 +723,7 @@ def demo_command(
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("httpx").setLevel(logging.WARNING)
-    result = run_demo(rate=rate, duration_s=duration_s, port=port, policy=policy)
+    result = run_demo(rate=rate, duration_s=duration_s, port=port, policy=policy, statistic=statistic)
     print_demo(result, console)
     if json_path is not None:
         with open(json_path, "w") as handle:

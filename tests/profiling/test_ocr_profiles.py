@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from harpagon.errors import ConfigError
 from harpagon.model.loading import load_profiles
 from harpagon.profiling import ocr as ocr_profiling
 from harpagon.profiling.ocr import (
@@ -70,6 +71,35 @@ def test_cached_profiles_reused(monkeypatch, tmp_path):
     assert "cpu-2t" in hardware
 
 
+def test_cached_profiles_p99_statistic(monkeypatch, tmp_path):
+    folder = tmp_path / f"ocr-{machine_fingerprint()}"
+    for name in OCR_PROFILE_NAMES.values():
+        write_profile(folder / f"{name}.yaml", name, "cpu-1t", {1: BatchTiming(1, 42.0, 50.0, 3)}, "cached")
+
+    profiles, _ = ensure_local_profiles(tmp_path, progress=False, statistic="p99")
+
+    assert profiles["ocr_det"].batch_latency_ms("cpu-1t", 1) == 50.0
+    assert profiles["ocr_det"].statistic == "p99"
+
+
+def test_unknown_statistic_rejected_before_profiling(monkeypatch, tmp_path):
+    def fail(*args, **kwargs):
+        raise AssertionError("profiled although the statistic is invalid")
+
+    monkeypatch.setattr(ocr_profiling, "_profile_stage_runners", fail)
+
+    with pytest.raises(ConfigError, match=r"unknown profile statistic 'max'; use one of mean, p99"):
+        ensure_local_profiles(tmp_path, progress=False, statistic="max")
+
+
+def test_fingerprint_depends_on_repeats(monkeypatch):
+    first = machine_fingerprint()
+
+    monkeypatch.setattr(ocr_profiling, "_REPEATS", 100)
+
+    assert machine_fingerprint() != first
+
+
 @pytest.mark.slow
 def test_profiles_measured_and_cached(monkeypatch, tmp_path):
     # Fewer sizes and repeats keep the real measurement short; the code path is the same.
@@ -84,6 +114,7 @@ def test_profiles_measured_and_cached(monkeypatch, tmp_path):
     for profile in profiles:
         assert list(profile.latency_ms) == ["cpu-1t"]
         assert sorted(profile.latency_ms["cpu-1t"]) == [1, 2]
+        assert sorted(profile.p99_latency_ms["cpu-1t"]) == [1, 2]
     cached = tmp_path / f"ocr-{machine_fingerprint()}"
     assert load_profiles(cached)["ocr_det"].latency_ms == profiles["ocr_det"].latency_ms
     assert not [path for path in tmp_path.iterdir() if path.name.startswith(".ocr-")]

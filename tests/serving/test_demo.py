@@ -124,6 +124,11 @@ def test_run_demo_rejects_bad_port() -> None:
         run_demo(port=70000)
 
 
+def test_run_demo_rejects_bad_statistic() -> None:
+    with pytest.raises(ConfigError, match=r"--statistic must be one of mean, p99, got 'median'"):
+        run_demo(statistic="median")
+
+
 def test_demo_command_bad_rate() -> None:
     result = CliRunner().invoke(cli_app, ["demo", "--rate", "-2"])
 
@@ -146,6 +151,7 @@ def test_demo_command_real_models(tmp_path) -> None:
     planned, measured = data["planned"], data["measured"]
     assert planned["app"] == "ocr"
     assert planned["policy"] == "harpagon"
+    assert planned["profile_statistic"] == "p99"
     assert [m["name"] for m in planned["modules"]] == ["det", "cls", "rec"]
     for module in planned["modules"]:
         for group in module["groups"]:

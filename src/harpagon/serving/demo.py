@@ -30,7 +30,7 @@ from harpagon.model.application import Application
 from harpagon.model.hardware import HardwareCatalog
 from harpagon.model.loading import load_application, shipped_data_path
 from harpagon.model.plan import Plan
-from harpagon.model.profiles import ProfileSet
+from harpagon.model.profiles import PROFILE_STATISTICS, ProfileSet
 from harpagon.model.validate import validate_plan
 from harpagon.serving.loadgen import (
     LAG_WARNING_MS,
@@ -238,6 +238,7 @@ def run_demo(
     policy: str = "harpagon",
     progress: bool = True,
     profiles_and_hardware: tuple[ProfileSet, HardwareCatalog] | None = None,
+    statistic: str = "p99",
 ) -> DemoResult:
     """Profile (or read the cache), plan, validate, serve and load the OCR application.
 
@@ -255,6 +256,9 @@ def run_demo(
         Show the profiler's progress bar when the profiles are not cached.
     profiles_and_hardware : tuple, optional
         Profiles and catalog to plan with instead of this machine's OCR profiles.
+    statistic : str
+        Statistic of this machine's profiles to plan on, ``p99`` (default) or ``mean``. A
+        served plan must hold for nearly every batch, not for the mean one.
 
     Raises
     ------
@@ -271,9 +275,13 @@ def run_demo(
     check_bench_options(rate=demo_application().rate if rate is None else rate, duration_s=duration_s)
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port must be between 0 and 65535, got {port}")
+    if statistic not in PROFILE_STATISTICS:
+        raise ConfigError(f"--statistic must be one of {', '.join(PROFILE_STATISTICS)}, got {statistic!r}")
 
     # 1. Profiles of this machine, then the plan, checked by the shared validator.
-    profiles, hardware = profiles_and_hardware or ensure_local_profiles(progress=progress)
+    profiles, hardware = profiles_and_hardware or ensure_local_profiles(
+        progress=progress, statistic=statistic
+    )
     app = demo_application(rate)
     plan = get_planner(policy)(app, profiles, hardware)
     validate_plan(plan, app, profiles, hardware)
@@ -300,6 +308,8 @@ def run_demo(
     # 3. Measured figures: the generator's report, per-module histograms, and the CPU used by
     # processes outside the demo, which shows whether they competed for the cores.
     planned = _planned_figures(plan, profiles)
+    statistics = {profiles[module.profile].statistic for module in plan.modules}
+    planned["profile_statistic"] = statistics.pop() if len(statistics) == 1 else "mixed"
     measured = report.to_dict()
     measured["modules"] = _module_figures(after, before)
     _add_slowdowns(planned, measured["modules"])
@@ -360,7 +370,8 @@ def _cores(before: dict[str, float] | None, after: dict[str, float] | None, key:
 
 
 def _add_slowdowns(planned: dict[str, Any], modules: dict[str, dict[str, Any]]) -> None:
-    # Slowdown: measured mean batch time over the profiled d(b) of the module's (first) group.
+    # Slowdown: measured mean batch time over the planned d(b) of the module's (first) group,
+    # which is the profile's p99 when the plan was made on p99 profiles.
     for module in planned["modules"]:
         figures = modules.get(module["name"])
         mean_ms = (figures or {}).get("execution_ms", {}).get("mean")
@@ -403,7 +414,8 @@ def print_demo(result: DemoResult, console: Any) -> None:
             )
     console.print(modules)
     console.print(
-        "b: planned batch size; d(b): profiled batch time; exec: measured batch time; wait: time "
+        f"b: planned batch size; d(b): profiled batch time ({planned.get('profile_statistic', 'mean')}); "
+        "exec: measured batch time; wait: time "
         "in the dispatcher from an item's creation to its batch closing; real b: mean real requests "
         "per batch; ~: estimated from histogram buckets; bound: planned module latency."
     )
