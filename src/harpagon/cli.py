@@ -291,6 +291,11 @@ def simulate_command(
         "planned", "--dispatch",
         help="planned (each group's policy), batch_aware or round_robin.",
     ),
+    clock: str = typer.Option(
+        "planned", "--clock",
+        help="Batch clocks: planned (the plan's collection rates) or capacity (each group "
+        "collects at its capacity, as harpagon serve does by default).",
+    ),
     jitter: float = typer.Option(
         0.0, "--jitter", help="Batch times vary uniformly within +- FRACTION of the profile (0 <= FRACTION < 1)."
     ),
@@ -328,7 +333,7 @@ def simulate_command(
     try:
         run = simulate(
             plan, application, profiles, hardware, arrival_ms, dispatch=dispatch,
-            jitter=jitter, fanout=fanout, seed=seed, rate=arrival_rate,
+            jitter=jitter, fanout=fanout, seed=seed, rate=arrival_rate, clock=clock,
         )
     except InvalidPlan as err:
         raise InvalidPlan(
