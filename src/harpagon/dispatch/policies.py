@@ -22,6 +22,7 @@ import math
 from enum import Enum
 
 from harpagon.dispatch.base import Batch, Dispatcher, ModuleRequest
+from harpagon.dispatch.capacity import full_capacity
 from harpagon.dispatch.clocks import BatchClock, SharedSlot, build_clocks, build_routes
 from harpagon.dispatch.split import Splitter
 from harpagon.errors import ConfigError
@@ -223,8 +224,10 @@ def make_dispatcher(
     origin_ms: float = 0.0,
     shared: tuple[SharedSlot, ...] = (),
     shaping_rate: float | None = None,
+    clock: str = "planned",
+    overhead_ms: float = 0.0,
 ) -> ClockedDispatcher:
-    """Return the dispatcher of ``module`` for a dispatch mode.
+    """Return the dispatcher of ``module`` for a dispatch mode and batch clock.
 
     ``planned`` follows each group's ``dispatch`` field; ``batch_aware`` and
     ``round_robin`` force one policy on every group (round-robin over a plan made for
@@ -232,11 +235,19 @@ def make_dispatcher(
     least the module rate) replaces the module rate in the shaper; see
     :func:`harpagon.dispatch.capacity.full_capacity`.
 
+    ``clock="capacity"`` pads every group to its capacity and shapes at the fastest rate
+    that keeps the plan's bounds (``full_capacity``, which needs the module's
+    ``overhead_ms``). A module with members on shared machines keeps its planned clocks.
+
     Raises
     ------
     ConfigError
-        If ``dispatch`` is not a known mode, or the module cannot be dispatched.
+        If ``dispatch`` or ``clock`` is not a known mode, or the module cannot be dispatched.
     """
+    if clock not in ("planned", "capacity"):
+        raise ConfigError(f"unknown batch clock {clock!r}; use planned or capacity")
+    if clock == "capacity" and module.groups and not shared:
+        module, shaping_rate = full_capacity(module, overhead_ms)
     try:
         mode = DispatchMode(dispatch)
     except ValueError:

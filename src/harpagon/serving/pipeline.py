@@ -26,9 +26,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from harpagon.dispatch import Batch, Dispatcher, ModuleRequest, full_capacity, make_dispatcher
-from harpagon.errors import ConfigError
-from harpagon.model.plan import ModulePlan, Plan
+from harpagon.dispatch import Batch, Dispatcher, ModuleRequest, make_dispatcher
+from harpagon.model.plan import Plan
 from harpagon.serving.metrics import ServingMetrics
 from harpagon.serving.stages import AppAdapter, RequestState
 
@@ -107,14 +106,16 @@ class Pipeline:
         self.start_ms = dict(start_ms)
         self._run_batch = run_batch
         self._metrics = metrics
-        if clock not in ("capacity", "planned"):
-            raise ConfigError(f"unknown batch clock {clock!r}; use capacity or planned")
         # Capacity clocks send partial batches often; padding them for real would keep the
         # workers busy with zeros. Their padding stays in the metrics, and a batch of k < b
         # real requests runs as a batch of k, no slower than d(b) on a profile monotone in b.
         self._pad_batches = clock == "planned"
         self.dispatchers: dict[str, Dispatcher] = {
-            module.name: self._make_dispatcher(module, dispatch, clock) for module in plan.modules
+            module.name: make_dispatcher(
+                module, plan.rate, dispatch=dispatch, clock=clock,
+                overhead_ms=self.app.module(module.name).overhead_ms,
+            )
+            for module in plan.modules
         }
         self._parents = {name: self.app.predecessors(name) for name in self.app.topological_order}
         self._successors = {name: self.app.successors(name) for name in self.app.topological_order}
@@ -124,15 +125,6 @@ class Pipeline:
         self._app_ids = itertools.count()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._origin_s = 0.0
-
-    def _make_dispatcher(self, module: ModulePlan, dispatch: str, clock: str) -> Dispatcher:
-        # With clock="capacity", every group collects at its capacity (the most dummies the
-        # plan allows) and the shaper runs as fast as the groups can take, so bursts of
-        # fan-out drain sooner; every latency bound of the plan still holds.
-        if clock == "planned" or not module.groups:
-            return make_dispatcher(module, self.plan.rate, dispatch=dispatch)
-        padded, shaping_rate = full_capacity(module, self.app.module(module.name).overhead_ms)
-        return make_dispatcher(padded, self.plan.rate, dispatch=dispatch, shaping_rate=shaping_rate)
 
     # --- clock and entry
 

@@ -29,7 +29,6 @@ from harpagon.dispatch import (
     ModuleRequest,
     SharedSlot,
     dispatch_bulk,
-    full_capacity,
     make_dispatcher,
 )
 from harpagon.dispatch.bulk import BulkDispatch
@@ -184,13 +183,10 @@ def _simulate_module(
     request_release_ms = arrival_ms[owner] + start_ms
 
     # 2. The dispatcher: batches with their groups, workers and close times.
-    if clock == "capacity" and module_plan.groups and not slots:
-        padded, shaping_rate = full_capacity(module_plan, module.overhead_ms)
-        dispatcher = make_dispatcher(padded, plan.rate, dispatch=dispatch, shaping_rate=shaping_rate)
-    else:
-        dispatcher = make_dispatcher(
-            module_plan, plan.rate, dispatch=dispatch, shared=tuple(slot for slot, _ in slots)
-        )
+    dispatcher = make_dispatcher(
+        module_plan, plan.rate, dispatch=dispatch, shared=tuple(slot for slot, _ in slots),
+        clock=clock, overhead_ms=module.overhead_ms,
+    )
     if engine == "events":
         batches = _dispatch_events(dispatcher, request_arrival_ms, request_release_ms)
     else:
@@ -291,8 +287,6 @@ def simulate(
         raise ConfigError(f"unknown fan-out {fanout!r}; use one of {', '.join(FANOUT_KINDS)}")
     if engine not in ("bulk", "events"):
         raise ConfigError(f"unknown engine {engine!r}; use bulk or events")
-    if clock not in ("planned", "capacity"):
-        raise ConfigError(f"unknown batch clock {clock!r}; use planned or capacity")
     try:
         mode = DispatchMode(dispatch)
     except ValueError:
