@@ -20,7 +20,7 @@ __all__ = ["BatchClock", "Route", "SharedSlot", "build_clocks", "build_routes"]
 
 @dataclass(frozen=True)
 class SharedSlot:
-    """A module's place on a shared machine, as its dispatcher sees it."""
+    """A module's place on a shared machine, as its dispatcher uses it."""
 
     duty_cycle_ms: float
     phase_ms: float

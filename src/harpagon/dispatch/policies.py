@@ -39,7 +39,7 @@ __all__ = [
 
 
 class DispatchMode(str, Enum):
-    """Which policy a dispatcher applies to a module's groups."""
+    """Policy that a dispatcher applies to a module's groups."""
 
     PLANNED = "planned"
     """The ``dispatch`` field of each group."""

@@ -1,8 +1,8 @@
 """The weighted split of a module's shaped requests across its targets (groups or workers).
 
 Request ``k`` (0-based, in shaping order) goes to the target with the largest deficit
-``share * (k + 1) - assigned``, ties to the lower index. Each target then holds its share
-within one request at every prefix of the stream. The choice depends on ``k`` only, so
+``share * (k + 1) - assigned``, ties to the lower index. Each target then stays within one
+request of its share at every prefix of the stream. The choice depends on ``k`` only, so
 :func:`split_targets` computes a whole stream at once and :class:`Splitter` one request at
 a time, with the same floating-point operations.
 """

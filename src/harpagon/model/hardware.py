@@ -24,7 +24,7 @@ class HardwareType:
     """Quota: the most workers of this type a plan may use; ``None`` for no limit."""
     description: str = ""
     source: str = ""
-    """Where the price comes from."""
+    """Source of the price."""
     threads: int | None = None
     """Intra-op threads of a CPU worker type; ``None`` for accelerators."""
 

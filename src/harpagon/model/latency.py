@@ -10,8 +10,8 @@ application arrivals with deterministic fan-out, not the first-cut formula
 1. **Virtual arrival.** A module request of the application request that arrived at ``a``
    is released at ``v = a + S_m``, where ``S_m`` is the planned start of the module
    (the longest path of planned module latencies before it). Upstream work that finishes
-   early is held, so every module sees the application's arrival pattern, not the bursts
-   of upstream batches.
+   early is held, so every module receives the application's arrival pattern, not the
+   bursts of upstream batches.
 2. **Shaping.** Released requests pass a leaky bucket at the module rate ``r_m``: the k-th
    leaves at ``u_k = max(v_k, u_{k-1} + 1000 / r_m)``. Fan-out bursts (several requests
    with one ``v``) are spread out. With uniform arrivals at rate ``R`` and fan-out ``f``

@@ -84,9 +84,9 @@ class Pipeline:
         ``planned`` (each group's own policy), ``batch_aware`` or ``round_robin``.
     clock : str
         ``capacity`` (default): batch clocks at each group's capacity and a shaper as fast
-        as the groups allow (:func:`harpagon.dispatch.full_capacity`), with padding counted
-        but not run; ``planned``: the plan's own collection rates, as the simulator runs
-        them, with every batch padded to its planned size.
+        as the groups allow (:func:`harpagon.dispatch.full_capacity`). Padding is counted
+        but not run. ``planned``: the plan's own collection rates, as the simulator runs
+        them by default, with every batch padded to its planned size.
     """
 
     def __init__(

@@ -265,9 +265,9 @@ def simulate(
     rate : float, optional
         Simulated application rate, req/s, reported with the run (default: the plan's).
     clock : str
-        ``planned`` (the plan's collection rates) or ``capacity`` (every group collects at
+        ``planned``: the plan's collection rates. ``capacity``: every group collects at
         its capacity and the shaper runs as fast as the groups allow, as the runtime does
-        by default; see :func:`harpagon.dispatch.full_capacity`). Batches still take the
+        by default (see :func:`harpagon.dispatch.full_capacity`). Batches still take the
         profiled ``d(h, b)`` of their planned size.
 
     Raises
